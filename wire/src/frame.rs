@@ -1,0 +1,67 @@
+//! Length-prefixed frames: `i32 length ‖ length bytes`.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Why a frame could not be taken from the stream. Both are fatal for the connection:
+/// Kafka closes it, because the stream can no longer be resynchronised.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame of {size} bytes exceeds the maximum of {max}")]
+    TooLarge { size: i32, max: usize },
+    #[error("negative frame length {size}")]
+    Negative { size: i32 },
+}
+
+/// Takes one complete frame body off the front of `buf`.
+///
+/// Returns `Ok(None)` while the frame is incomplete. The length is checked against
+/// `max_frame_bytes` before the caller could reserve space for it, so a hostile length
+/// prefix cannot make the broker allocate.
+pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Bytes>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if size < 0 {
+        return Err(FrameError::Negative { size });
+    }
+    if size as usize > max_frame_bytes {
+        return Err(FrameError::TooLarge { size, max: max_frame_bytes });
+    }
+    let total = 4 + size as usize;
+    if buf.len() < total {
+        // Reserve only what this (bounded) frame still needs.
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(size as usize).freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_then_complete() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 3, 1, 2][..]);
+        assert_eq!(take_frame(&mut buf, 100), Ok(None));
+        buf.extend_from_slice(&[3, 0, 0]);
+        assert_eq!(take_frame(&mut buf, 100).unwrap().unwrap(), Bytes::from_static(&[1, 2, 3]));
+        assert_eq!(&buf[..], &[0, 0]);
+    }
+
+    #[test]
+    fn oversized_is_refused_before_allocation() {
+        let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
+        let cap = buf.capacity();
+        assert!(matches!(take_frame(&mut buf, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn negative_is_refused() {
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
+        assert_eq!(take_frame(&mut buf, 100), Err(FrameError::Negative { size: -2 }));
+    }
+}
