@@ -103,12 +103,19 @@ pub fn encode_fetch_response<R: RegionLen>(
     top: FetchTop,
     topics: Vec<FetchTopic<R>>,
 ) -> Result<Vec<Chunk<R>>, EncodeError> {
-    let err = |reason: String| EncodeError { api_key: ApiKey::Fetch, version, reason };
+    let err = |reason: String| EncodeError {
+        api_key: ApiKey::Fetch,
+        version,
+        reason,
+    };
     if !(4..=16).contains(&version) {
         return Err(err("fetch writer supports versions 4 to 16".into()));
     }
     let flexible = version >= 12;
-    let mut body = ChunkList { done: Vec::new(), cur: BytesMut::with_capacity(1024) };
+    let mut body = ChunkList {
+        done: Vec::new(),
+        cur: BytesMut::with_capacity(1024),
+    };
     body.cur.put_i32(top.throttle_time_ms);
     if version >= 7 {
         body.cur.put_i16(top.error_code);
@@ -145,7 +152,8 @@ pub fn encode_fetch_response<R: RegionLen>(
     head.put_i32(0);
     put_response_header(&mut head, ApiKey::Fetch, version, correlation_id);
     let frame_len = head.len() - 4 + body_len;
-    let frame_len = i32::try_from(frame_len).map_err(|_| err(format!("response of {frame_len} bytes")))?;
+    let frame_len =
+        i32::try_from(frame_len).map_err(|_| err(format!("response of {frame_len} bytes")))?;
     head[..4].copy_from_slice(&frame_len.to_be_bytes());
     let mut out = Vec::with_capacity(body.done.len() + 1);
     out.push(Chunk::Bytes(head.freeze()));
@@ -236,7 +244,10 @@ mod tests {
                 let (a, b) = rec.split_at(rec.len() / 2);
                 ours.push(FetchPartition {
                     data,
-                    records: vec![Chunk::Region(Mem(Bytes::copy_from_slice(a))), Chunk::Bytes(Bytes::copy_from_slice(b))],
+                    records: vec![
+                        Chunk::Region(Mem(Bytes::copy_from_slice(a))),
+                        Chunk::Bytes(Bytes::copy_from_slice(b)),
+                    ],
                 });
             }
             let name = TopicName(StrBytes::from_static_str("orders"));
@@ -246,13 +257,35 @@ mod tests {
             } else {
                 topic = topic.with_topic_id(id);
             }
-            let mut resp = FetchResponse::default().with_throttle_time_ms(5).with_responses(vec![topic]);
+            let mut resp = FetchResponse::default()
+                .with_throttle_time_ms(5)
+                .with_responses(vec![topic]);
             if version >= 7 {
                 resp = resp.with_session_id(9).with_error_code(0);
             }
-            let expected = crate::response::encode_response(ApiKey::Fetch, version, 42, &ResponseKind::Fetch(resp)).unwrap();
-            let top = FetchTop { throttle_time_ms: 5, error_code: 0, session_id: if version >= 7 { 9 } else { 0 } };
-            let got = encode_fetch_response(version, 42, top, vec![FetchTopic { name, topic_id: id, partitions: ours }]).unwrap();
+            let expected = crate::response::encode_response(
+                ApiKey::Fetch,
+                version,
+                42,
+                &ResponseKind::Fetch(resp),
+            )
+            .unwrap();
+            let top = FetchTop {
+                throttle_time_ms: 5,
+                error_code: 0,
+                session_id: if version >= 7 { 9 } else { 0 },
+            };
+            let got = encode_fetch_response(
+                version,
+                42,
+                top,
+                vec![FetchTopic {
+                    name,
+                    topic_id: id,
+                    partitions: ours,
+                }],
+            )
+            .unwrap();
             assert_eq!(flatten(got), expected.to_vec(), "version {version}");
         }
     }

@@ -26,7 +26,10 @@ pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<B
         return Err(FrameError::Negative { size });
     }
     if size as usize > max_frame_bytes {
-        return Err(FrameError::TooLarge { size, max: max_frame_bytes });
+        return Err(FrameError::TooLarge {
+            size,
+            max: max_frame_bytes,
+        });
     }
     let total = 4 + size as usize;
     if buf.len() < total {
@@ -47,7 +50,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0, 0, 0, 3, 1, 2][..]);
         assert_eq!(take_frame(&mut buf, 100), Ok(None));
         buf.extend_from_slice(&[3, 0, 0]);
-        assert_eq!(take_frame(&mut buf, 100).unwrap().unwrap(), Bytes::from_static(&[1, 2, 3]));
+        assert_eq!(
+            take_frame(&mut buf, 100).unwrap().unwrap(),
+            Bytes::from_static(&[1, 2, 3])
+        );
         assert_eq!(&buf[..], &[0, 0]);
     }
 
@@ -55,13 +61,19 @@ mod tests {
     fn oversized_is_refused_before_allocation() {
         let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
         let cap = buf.capacity();
-        assert!(matches!(take_frame(&mut buf, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            take_frame(&mut buf, 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert_eq!(buf.capacity(), cap);
     }
 
     #[test]
     fn negative_is_refused() {
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
-        assert_eq!(take_frame(&mut buf, 100), Err(FrameError::Negative { size: -2 }));
+        assert_eq!(
+            take_frame(&mut buf, 100),
+            Err(FrameError::Negative { size: -2 })
+        );
     }
 }

@@ -52,7 +52,11 @@ pub fn peek_preamble(frame: &[u8]) -> Result<Preamble, DecodeError> {
         return Err(DecodeError::Truncated { len: frame.len() });
     }
     let mut b = &frame[..8];
-    Ok(Preamble { api_key: b.get_i16(), api_version: b.get_i16(), correlation_id: b.get_i32() })
+    Ok(Preamble {
+        api_key: b.get_i16(),
+        api_version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
 }
 
 /// Decodes a request frame. `supported` says which versions of a key the broker serves;
@@ -62,15 +66,25 @@ pub fn decode_request(
     supported: impl Fn(ApiKey, i16) -> bool,
 ) -> Result<Request, DecodeError> {
     let preamble = peek_preamble(&frame)?;
-    let api_key = ApiKey::try_from(preamble.api_key).map_err(|_| DecodeError::UnknownApiKey(preamble))?;
+    let api_key =
+        ApiKey::try_from(preamble.api_key).map_err(|_| DecodeError::UnknownApiKey(preamble))?;
     if !supported(api_key, preamble.api_version) {
         return Err(DecodeError::UnsupportedVersion(preamble));
     }
-    let malformed = |e: anyhow_like::AnyErr| DecodeError::Malformed { preamble, reason: e.0 };
+    let malformed = |e: anyhow_like::AnyErr| DecodeError::Malformed {
+        preamble,
+        reason: e.0,
+    };
     let header_version = api_key.request_header_version(preamble.api_version);
-    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(e.into()))?;
-    let body = RequestKind::decode(api_key, &mut frame, preamble.api_version).map_err(|e| malformed(e.into()))?;
-    Ok(Request { header, api_key, body })
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(e.into()))?;
+    let body = RequestKind::decode(api_key, &mut frame, preamble.api_version)
+        .map_err(|e| malformed(e.into()))?;
+    Ok(Request {
+        header,
+        api_key,
+        body,
+    })
 }
 
 /// `kafka-protocol` reports errors as `anyhow::Error`; this keeps anyhow out of our API.
@@ -97,7 +111,9 @@ mod tests {
             .with_request_api_version(version)
             .with_correlation_id(7)
             .with_client_id(Some(StrBytes::from_static_str("t")));
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -116,16 +132,27 @@ mod tests {
     #[test]
     fn refuses_unknown_key_and_version() {
         let frame = Bytes::from_static(&[0x03, 0xe7, 0, 0, 0, 0, 0, 9]);
-        assert!(matches!(decode_request(frame, |_, _| true), Err(DecodeError::UnknownApiKey(p)) if p.correlation_id == 9));
+        assert!(
+            matches!(decode_request(frame, |_, _| true), Err(DecodeError::UnknownApiKey(p)) if p.correlation_id == 9)
+        );
         let frame = encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
-        assert!(matches!(decode_request(frame, |_, v| v < 3), Err(DecodeError::UnsupportedVersion(_))));
+        assert!(matches!(
+            decode_request(frame, |_, v| v < 3),
+            Err(DecodeError::UnsupportedVersion(_))
+        ));
     }
 
     #[test]
     fn truncated_and_garbage() {
-        assert!(matches!(decode_request(Bytes::from_static(&[0, 1]), |_, _| true), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 1]), |_, _| true),
+            Err(DecodeError::Truncated { .. })
+        ));
         // Metadata v12 with a body cut short.
         let frame = Bytes::from_static(&[0, 3, 0, 12, 0, 0, 0, 1, 0xff]);
-        assert!(matches!(decode_request(frame, |_, _| true), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(
+            decode_request(frame, |_, _| true),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 }

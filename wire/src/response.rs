@@ -31,8 +31,11 @@ pub fn encode_response(
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     put_response_header(&mut buf, api_key, version, correlation_id);
-    body.encode(&mut buf, version)
-        .map_err(|e| EncodeError { api_key, version, reason: e.to_string() })?;
+    body.encode(&mut buf, version).map_err(|e| EncodeError {
+        api_key,
+        version,
+        reason: e.to_string(),
+    })?;
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())

@@ -1,0 +1,291 @@
+//! Sparse, memory-mapped index files, in Kafka's on-disk layout (big-endian):
+//! - `.index`: `relative_offset u32 ‖ position u32` (8 bytes per entry)
+//! - `.timeindex`: `timestamp i64 ‖ relative_offset u32` (12 bytes per entry)
+//!
+//! Entries are appended in increasing key order. The file grows in chunks that are
+//! allocated on disk first (fallocate), so a write through the map never lands on a
+//! hole that the filesystem could fail to fill (SIGBUS on ENOSPC). On roll and close the
+//! file is trimmed to its entries, as Kafka does, after the map is dropped.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+
+const GROW_STEP_BYTES: usize = 64 * 1024;
+
+/// One index file with fixed-size entries.
+#[derive(Debug)]
+pub struct IndexFile {
+    path: PathBuf,
+    file: File,
+    map: Option<MmapMut>,
+    entry_bytes: usize,
+    entries: usize,
+    /// Bytes allocated and mapped.
+    capacity_bytes: usize,
+    max_bytes: usize,
+}
+
+impl IndexFile {
+    /// Opens or creates an index. Existing entries are taken as they are: whoever opens
+    /// it must check them ([`IndexFile::truncate_entries`]) or rebuild the index.
+    pub fn open(path: &Path, entry_bytes: usize, max_bytes: usize) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len = file.metadata()?.len() as usize;
+        let entries = len / entry_bytes;
+        let max_bytes = max_bytes.max(entry_bytes) / entry_bytes * entry_bytes;
+        let mut idx = IndexFile {
+            path: path.to_owned(),
+            file,
+            map: None,
+            entry_bytes,
+            entries,
+            capacity_bytes: 0,
+            max_bytes,
+        };
+        idx.remap((entries * entry_bytes).max(GROW_STEP_BYTES.min(max_bytes)))?;
+        // A preallocated tail left by an unclean stop reads as zero entries: an entry of
+        // all zeros after the first can never be valid (keys strictly increase).
+        while idx.entries > 1 && idx.entry(idx.entries - 1).iter().all(|&b| b == 0) {
+            idx.entries -= 1;
+        }
+        Ok(idx)
+    }
+
+    fn remap(&mut self, capacity_bytes: usize) -> io::Result<()> {
+        self.map = None;
+        let current = self.file.metadata()?.len() as usize;
+        if capacity_bytes > current {
+            nix::fcntl::posix_fallocate(self.file.as_fd(), 0, capacity_bytes as i64)
+                .map_err(io::Error::from)?;
+        }
+        // SAFETY: the file is owned by this struct, allocated up to `capacity_bytes`, and
+        // only shrunk (`trim`) after the map is dropped.
+        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        self.capacity_bytes = capacity_bytes.max(current);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.entries * self.entry_bytes >= self.max_bytes
+    }
+
+    pub fn entry(&self, i: usize) -> &[u8] {
+        debug_assert!(i < self.entries);
+        let at = i * self.entry_bytes;
+        &self.map.as_ref().expect("index is mapped")[at..at + self.entry_bytes]
+    }
+
+    /// Appends one entry; returns false (and writes nothing) when the index is full.
+    pub fn append(&mut self, entry: &[u8]) -> io::Result<bool> {
+        debug_assert_eq!(entry.len(), self.entry_bytes);
+        if self.is_full() {
+            return Ok(false);
+        }
+        let at = self.entries * self.entry_bytes;
+        if at + self.entry_bytes > self.capacity_bytes {
+            let grown = (self.capacity_bytes * 2)
+                .max(GROW_STEP_BYTES)
+                .min(self.max_bytes);
+            self.remap(grown)?;
+        }
+        self.map.as_mut().expect("index is mapped")[at..at + self.entry_bytes]
+            .copy_from_slice(entry);
+        self.entries += 1;
+        Ok(true)
+    }
+
+    /// Forgets entries from `n` on (used when the log is truncated or found corrupt).
+    pub fn truncate_entries(&mut self, n: usize) {
+        if n < self.entries {
+            let start = n * self.entry_bytes;
+            let end = self.entries * self.entry_bytes;
+            self.map.as_mut().expect("index is mapped")[start..end].fill(0);
+            self.entries = n;
+        }
+    }
+
+    /// Index of the last entry whose key (`key_of`) is at most `target`.
+    pub fn floor<K: Ord>(&self, target: K, key_of: impl Fn(&[u8]) -> K) -> Option<usize> {
+        // Binary search for the partition point of keys <= target.
+        let (mut lo, mut hi) = (0, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if key_of(self.entry(mid)) <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        if let Some(m) = &self.map {
+            m.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Drops the map and cuts the file to its entries (roll, close).
+    pub fn trim(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.map = None;
+        self.file
+            .set_len((self.entries * self.entry_bytes) as u64)?;
+        self.capacity_bytes = self.entries * self.entry_bytes;
+        // Remap so that reads still work; appends grow it again.
+        // SAFETY: as in `remap`.
+        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `.index`: maps offsets (relative to the segment's base) to file positions.
+#[derive(Debug)]
+pub struct OffsetIndex(pub IndexFile);
+
+pub const OFFSET_ENTRY_BYTES: usize = 8;
+pub const TIME_ENTRY_BYTES: usize = 12;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl OffsetIndex {
+    pub fn open(path: &Path, max_bytes: usize) -> io::Result<Self> {
+        IndexFile::open(path, OFFSET_ENTRY_BYTES, max_bytes).map(OffsetIndex)
+    }
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<bool> {
+        if let Some((last, _)) = self.last() {
+            debug_assert!(
+                relative_offset > last,
+                "offset index keys strictly increase"
+            );
+        }
+        let mut e = [0u8; OFFSET_ENTRY_BYTES];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.0.append(&e)
+    }
+    pub fn get(&self, i: usize) -> (u32, u32) {
+        let e = self.0.entry(i);
+        (u32_at(e, 0), u32_at(e, 4))
+    }
+    pub fn last(&self) -> Option<(u32, u32)> {
+        self.0.len().checked_sub(1).map(|i| self.get(i))
+    }
+    /// The greatest entry at or below `relative_offset`, or the segment start.
+    pub fn lookup(&self, relative_offset: u32) -> (u32, u32) {
+        self.0
+            .floor(relative_offset, |e| u32_at(e, 0))
+            .map(|i| self.get(i))
+            .unwrap_or((0, 0))
+    }
+}
+
+/// `.timeindex`: maps timestamps to offsets (relative to the segment's base).
+#[derive(Debug)]
+pub struct TimeIndex(pub IndexFile);
+
+impl TimeIndex {
+    pub fn open(path: &Path, max_bytes: usize) -> io::Result<Self> {
+        IndexFile::open(path, TIME_ENTRY_BYTES, max_bytes).map(TimeIndex)
+    }
+    pub fn append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<bool> {
+        let mut e = [0u8; TIME_ENTRY_BYTES];
+        e[..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.0.append(&e)
+    }
+    pub fn get(&self, i: usize) -> (i64, u32) {
+        let e = self.0.entry(i);
+        (
+            i64::from_be_bytes(e[..8].try_into().expect("8 bytes")),
+            u32_at(e, 8),
+        )
+    }
+    pub fn last(&self) -> Option<(i64, u32)> {
+        self.0.len().checked_sub(1).map(|i| self.get(i))
+    }
+    /// The greatest entry whose timestamp is at most `timestamp`, or the segment start.
+    pub fn lookup(&self, timestamp: i64) -> u32 {
+        self.0
+            .floor(timestamp, |e| {
+                i64::from_be_bytes(e[..8].try_into().expect("8 bytes"))
+            })
+            .map(|i| self.get(i).1)
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_lookup_grow_trim_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&path, 1 << 20).unwrap();
+        assert_eq!(idx.lookup(5), (0, 0));
+        for i in 1..20_000u32 {
+            assert!(idx.append(i * 10, i * 100).unwrap());
+        }
+        assert_eq!(idx.lookup(9), (0, 0));
+        assert_eq!(idx.lookup(10), (10, 100));
+        assert_eq!(idx.lookup(15), (10, 100));
+        assert_eq!(idx.lookup(1_000_000), (199_990, 1_999_900));
+        idx.0.trim().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 19_999 * 8);
+        drop(idx);
+        let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
+        assert_eq!(idx.0.len(), 19_999);
+        assert_eq!(idx.lookup(25), (20, 200));
+    }
+
+    #[test]
+    fn full_index_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::open(&dir.path().join("0.timeindex"), 24).unwrap();
+        assert!(idx.append(1, 1).unwrap());
+        assert!(idx.append(2, 2).unwrap());
+        assert!(!idx.append(3, 3).unwrap());
+        assert_eq!(idx.lookup(2), 2);
+        assert_eq!(idx.lookup(0), 0);
+    }
+
+    #[test]
+    fn zero_tail_from_unclean_stop_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        {
+            let mut idx = OffsetIndex::open(&path, 1 << 20).unwrap();
+            idx.append(3, 30).unwrap();
+            idx.append(4, 40).unwrap();
+            idx.0.flush().unwrap();
+            // dropped without trim: the file keeps its preallocated zeros
+        }
+        let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
+        assert_eq!(idx.0.len(), 2);
+        assert_eq!(idx.last(), Some((4, 40)));
+    }
+}

@@ -1,0 +1,36 @@
+//! Sluice's partition storage.
+//!
+//! ## On-disk contract
+//! A partition lives in one directory (the broker names it `{topic}-{partition}`):
+//! - `{base_offset:020}.log`: record batches back to back, byte for byte in Kafka's v2
+//!   format, as the producer sent them except for `baseOffset` and
+//!   `partitionLeaderEpoch`, which the leader assigns (both lie outside the CRC).
+//! - `{base_offset:020}.index`: sparse offset index, 8-byte entries
+//!   `relative_offset u32 ‖ position u32`, one per `index.interval.bytes` of log.
+//! - `{base_offset:020}.timeindex`: sparse time index, 12-byte entries
+//!   `max_timestamp i64 ‖ relative_offset u32`, timestamps strictly increasing.
+//! - `log-start-offset`: the log start offset moved by DeleteRecords, written atomically.
+//!
+//! The last segment is re-validated on every open (CRC of every batch; a torn or bad
+//! tail is cut off, its indexes rebuilt). Older segments are sealed: their indexes were
+//! trimmed on roll and are trusted when they point inside the file.
+//!
+//! ## Modules
+//! - [`batch`]: the v2 batch header, validation, in-place offset assignment.
+//! - [`index`]: memory-mapped offset and time indexes.
+//! - [`segment`]: one log file and its indexes.
+//! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
+//!   flush policy, DeleteRecords.
+//! - [`producer`]: idempotent-producer sequence state.
+//! - [`config`]: topic configs that shape a log, validated.
+
+pub mod batch;
+pub mod config;
+mod error;
+pub mod index;
+pub mod log;
+pub mod producer;
+pub mod segment;
+
+pub use error::{Error, Result};
+pub use log::{AppendResult, FileSlice, PartitionLog, ReadResult};

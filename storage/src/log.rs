@@ -1,0 +1,667 @@
+//! A partition's log: the segments, its offsets and the policies that act on them.
+//! Not thread-safe: the broker holds it behind a lock and does the socket I/O for reads
+//! outside that lock, from the [`FileSlice`] a read returns.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::batch::{self, BatchError, BatchHeader};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::{Error, IoContext, Result};
+use crate::producer::{ProducerStateTable, SequenceCheck};
+use crate::segment::{self, Segment};
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// A byte range of a segment file, to be sent as it is (sendfile).
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// None when there is nothing to return at that offset yet.
+    pub slice: Option<FileSlice>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp when the topic uses LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    /// The request was a retry of batches already stored: nothing was written.
+    pub duplicate: bool,
+    pub records: i64,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    /// Where the high watermark falls: (segment base offset, byte position).
+    hw_position: (i64, u64),
+    /// (leader epoch, first offset written in it), epochs increasing.
+    epochs: Vec<(i32, i64)>,
+    producers: ProducerStateTable,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    poisoned: bool,
+}
+
+fn read_log_start(dir: &Path) -> Result<Option<i64>> {
+    match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(s) => Ok(s.trim().parse().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            op: "reading the log start offset",
+            source: e,
+        }),
+    }
+}
+
+/// Writes `name` in `dir` atomically: temp file, fsync, rename, fsync the directory.
+pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if needed, and recovers its tail.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Self> {
+        std::fs::create_dir_all(dir).during("creating the partition directory")?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).during("listing the partition directory")? {
+            let name = entry.during("listing the partition directory")?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<i64>().ok())
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let checkpoint = read_log_start(dir)?;
+        let mut log = PartitionLog {
+            dir: dir.to_owned(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            high_watermark: 0,
+            hw_position: (0, 0),
+            epochs: Vec::new(),
+            producers: ProducerStateTable::default(),
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            poisoned: false,
+        };
+        let last = bases.last().copied();
+        for base in bases {
+            let (producers, epochs) = (&mut log.producers, &mut log.epochs);
+            let (seg, recovered) = Segment::open(
+                dir,
+                base,
+                log.config.segment_index_bytes,
+                log.config.index_interval_bytes,
+                Some(base) == last,
+                |h| {
+                    producers.record(h);
+                    if epochs
+                        .last()
+                        .is_none_or(|&(e, _)| h.partition_leader_epoch > e)
+                    {
+                        epochs.push((h.partition_leader_epoch, h.base_offset));
+                    }
+                },
+            )
+            .during("opening a segment")?;
+            if recovered.truncated_bytes > 0 {
+                tracing::warn!(dir = %dir.display(), base, truncated = recovered.truncated_bytes, "recovered segment: cut an invalid tail");
+            }
+            log.segments.insert(base, seg);
+        }
+        if log.segments.is_empty() {
+            let base = checkpoint.unwrap_or(0).max(0);
+            log.segments.insert(base, log.new_segment(base)?);
+        }
+        let first_base = *log.segments.keys().next().expect("a segment");
+        log.log_start_offset = checkpoint.unwrap_or(first_base).max(first_base);
+        let leo = log.log_end_offset();
+        log.set_high_watermark(leo);
+        Ok(log)
+    }
+
+    fn new_segment(&self, base: i64) -> Result<Segment> {
+        Segment::create(
+            &self.dir,
+            base,
+            self.config.segment_index_bytes,
+            self.config.index_interval_bytes,
+        )
+        .during("creating a segment")
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn producers(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.last().map(|&(e, _)| e)
+    }
+
+    /// Moves the high watermark (at most the log end offset).
+    pub fn set_high_watermark(&mut self, hw: i64) {
+        let hw = hw.min(self.log_end_offset()).max(self.log_start_offset);
+        debug_assert!(hw <= self.log_end_offset());
+        self.high_watermark = hw;
+        let (&base, seg) = self
+            .segments
+            .range(..=hw)
+            .next_back()
+            .unwrap_or_else(|| self.segments.iter().next().expect("segment"));
+        let pos = if hw >= seg.next_offset() {
+            seg.size()
+        } else {
+            seg.find_offset(hw, seg.size())
+                .ok()
+                .flatten()
+                .map_or(seg.size(), |l| l.position)
+        };
+        self.hw_position = (base, pos);
+    }
+
+    /// Records that this replica leads from `epoch` on (Kafka assigns the epoch's start
+    /// offset when a leader is elected, before it has written anything).
+    pub fn assign_epoch(&mut self, epoch: i32) {
+        if self.latest_epoch().is_none_or(|e| epoch > e) {
+            self.epochs.push((epoch, self.log_end_offset()));
+        }
+    }
+
+    /// Validates and appends the batches of one Produce partition as leader.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let batches = batch::split_batches(records)?;
+        if batches.is_empty() {
+            return Err(Error::NoBatches);
+        }
+        // Check everything before writing anything: a refused request stores nothing.
+        let mut scratch = ProducerStateTable::default();
+        let mut duplicate = None;
+        let mut next = self.log_end_offset();
+        for (_, h) in &batches {
+            if h.total_bytes() > self.config.max_message_bytes {
+                return Err(Error::RecordTooLarge {
+                    size: h.total_bytes(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+            if h.is_control() {
+                return Err(BatchError::ControlBatch.into());
+            }
+            if h.is_transactional() {
+                return Err(BatchError::Transactional.into());
+            }
+            if h.has_producer_id() {
+                if scratch.get(h.producer_id).is_none() {
+                    if let Some(e) = self.producers.get(h.producer_id) {
+                        scratch.seed(h.producer_id, e.clone());
+                    }
+                }
+                match scratch.check(h)? {
+                    SequenceCheck::Duplicate(meta) => duplicate = Some(meta),
+                    SequenceCheck::Append => {
+                        let mut assigned = *h;
+                        assigned.base_offset = next;
+                        scratch.record(&assigned);
+                    }
+                }
+            }
+            next += h.last_offset_delta as i64 + 1;
+        }
+        if let Some(meta) = duplicate {
+            if batches.len() > 1 {
+                return Err(Error::DuplicateSequence);
+            }
+            return Ok(AppendResult {
+                base_offset: meta.base_offset,
+                last_offset: meta.last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+                records: 0,
+            });
+        }
+
+        let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let base_offset = self.log_end_offset();
+        let mut records_appended = 0i64;
+        for (pos, h) in &batches {
+            let bytes = &records[*pos..*pos + h.total_bytes()];
+            self.maybe_roll(h, now_ms)?;
+            let offset = self.log_end_offset();
+            let mut assigned = *h;
+            assigned.base_offset = offset;
+            assigned.partition_leader_epoch = leader_epoch;
+            if log_append {
+                let mut owned = bytes.to_vec();
+                batch::assign(&mut owned, offset, leader_epoch);
+                batch::set_log_append_time(&mut owned, now_ms);
+                assigned.max_timestamp = now_ms;
+                assigned.attributes |= 0x08;
+                self.active_mut()
+                    .append(&owned[..16], &owned[16..], &assigned, now_ms)
+                    .during("appending")?;
+            } else {
+                let mut head = [0u8; 16];
+                head.copy_from_slice(&bytes[..16]);
+                batch::assign(&mut head, offset, leader_epoch);
+                self.active_mut()
+                    .append(&head, &bytes[16..], &assigned, now_ms)
+                    .during("appending")?;
+            }
+            self.producers.record(&assigned);
+            if self.latest_epoch().is_none_or(|e| leader_epoch > e) {
+                self.epochs.push((leader_epoch, offset));
+            }
+            records_appended += h.records_count as i64;
+        }
+        self.unflushed_messages += records_appended;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush(now_ms)?;
+        }
+        Ok(AppendResult {
+            base_offset,
+            last_offset: self.log_end_offset() - 1,
+            log_append_time_ms: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            records: records_appended,
+        })
+    }
+
+    fn maybe_roll(&mut self, next: &BatchHeader, now_ms: i64) -> Result<()> {
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let full = seg.size() + next.total_bytes() as u64 > self.config.segment_bytes;
+        let aged = seg
+            .first_append_ms
+            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let overflow = self.log_end_offset() + next.last_offset_delta as i64 - seg.base_offset
+            > u32::MAX as i64;
+        if full || aged || overflow || seg.indexes_full() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self) -> Result<()> {
+        let base = self.log_end_offset();
+        if self.active().base_offset == base {
+            return Ok(());
+        }
+        self.active_mut().seal().during("sealing a segment")?;
+        let seg = self.new_segment(base)?;
+        self.segments.insert(base, seg);
+        Ok(())
+    }
+
+    /// Flushes the active segment (`flush.messages` / `flush.ms` / shutdown). A failure
+    /// poisons the log.
+    pub fn flush(&mut self, now_ms: i64) -> Result<()> {
+        if let Err(e) = self.active().flush() {
+            self.poisoned = true;
+            tracing::error!(dir = %self.dir.display(), error = %e, "flush failed: log refuses writes until restart");
+            return Err(Error::Poisoned);
+        }
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush and something is unflushed.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<()> {
+        if self.unflushed_messages > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Reads from `offset` up to the high watermark: at most `max_bytes`, but the whole
+    /// first batch when `min_one_batch` (KIP-74). Like Kafka, the slice may end inside a
+    /// batch; clients drop a partial trailing batch.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        let mut result = ReadResult {
+            slice: None,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: log_end,
+        };
+        if offset >= self.high_watermark || (max_bytes == 0 && !min_one_batch) {
+            return Ok(result);
+        }
+        let start_base = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        for (&base, seg) in self.segments.range(start_base..) {
+            let end = match base.cmp(&self.hw_position.0) {
+                std::cmp::Ordering::Less => seg.size(),
+                std::cmp::Ordering::Equal => self.hw_position.1,
+                std::cmp::Ordering::Greater => break,
+            };
+            let Some(found) = seg.find_offset(offset, end).during("reading")? else {
+                continue;
+            };
+            let available = (end - found.position) as usize;
+            let mut len = available.min(max_bytes);
+            if min_one_batch && len < found.header.total_bytes() {
+                len = found.header.total_bytes().min(available);
+            }
+            if len > 0 {
+                result.slice = Some(FileSlice {
+                    file: seg.file().clone(),
+                    position: found.position,
+                    len,
+                });
+            }
+            break;
+        }
+        Ok(result)
+    }
+
+    /// The first record at or after `timestamp`: (offset, its timestamp).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp < timestamp {
+                continue;
+            }
+            let end = if seg.base_offset == self.hw_position.0 {
+                self.hw_position.1
+            } else {
+                seg.size()
+            };
+            let mut pos = match seg
+                .find_timestamp(timestamp, end)
+                .during("searching by timestamp")?
+            {
+                Some(l) => l.position,
+                None => continue,
+            };
+            // Several batches may qualify by max timestamp without a qualifying record
+            // at or above the log start; walk until one is found.
+            while pos < end {
+                let Some(h) = seg.read_header(pos).during("searching by timestamp")? else {
+                    break;
+                };
+                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
+                    if let Some(hit) = self.first_record_at(seg, pos, &h, |off, ts| {
+                        off >= self.log_start_offset && ts >= timestamp
+                    })? {
+                        return Ok(Some(hit));
+                    }
+                }
+                pos += h.total_bytes() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the greatest timestamp (the first such, if several): (offset, ts).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| {
+                s.max_timestamp >= 0 && s.max_timestamp_batch_offset >= self.log_start_offset
+            })
+            .max_by_key(|s| (s.max_timestamp, std::cmp::Reverse(s.base_offset)))
+        else {
+            return Ok(None);
+        };
+        let max = seg.max_timestamp;
+        let Some(found) = seg
+            .find_offset(seg.max_timestamp_batch_offset, seg.size())
+            .during("searching by timestamp")?
+        else {
+            return Ok(None);
+        };
+        self.first_record_at(seg, found.position, &found.header, |_, ts| ts == max)
+    }
+
+    fn first_record_at(
+        &self,
+        seg: &Segment,
+        position: u64,
+        h: &BatchHeader,
+        hit: impl Fn(i64, i64) -> bool,
+    ) -> Result<Option<(i64, i64)>> {
+        if h.is_log_append_time() {
+            let first = h.base_offset.max(self.log_start_offset);
+            return Ok(hit(first, h.max_timestamp).then_some((first, h.max_timestamp)));
+        }
+        let raw = seg
+            .read_bytes(position, h.total_bytes())
+            .during("reading a batch")?;
+        let mut buf = Bytes::from(raw);
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|_| {
+            Error::Batch(BatchError::BadCrc {
+                stored: h.crc,
+                computed: 0,
+            })
+        })?;
+        Ok(set
+            .records
+            .iter()
+            .find(|r| hit(r.offset, r.timestamp))
+            .map(|r| (r.offset, r.timestamp)))
+    }
+
+    /// Kafka's end offset for a leader epoch (OffsetForLeaderEpoch): the epoch asked for
+    /// (or the greatest below it) and the first offset of the epoch after it.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        const UNDEFINED: (i32, i64) = (-1, -1);
+        if requested < 0 {
+            return UNDEFINED;
+        }
+        match self.epochs.last() {
+            None => UNDEFINED,
+            Some(&(latest, _)) if latest == requested => (latest, self.log_end_offset()),
+            Some(_) => {
+                let Some(&(_, higher_start)) = self.epochs.iter().find(|&&(e, _)| e > requested)
+                else {
+                    return UNDEFINED;
+                };
+                match self.epochs.iter().rev().find(|&&(e, _)| e <= requested) {
+                    Some(&(floor, _)) => (floor, higher_start),
+                    None => (requested, higher_start),
+                }
+            }
+        }
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the high
+    /// watermark) and drops segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset > self.log_start_offset {
+            write_atomically(&self.dir, LOG_START_FILE, offset.to_string().as_bytes())
+                .during("writing the log start offset")?;
+            self.log_start_offset = offset;
+            self.delete_segments_below_start()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_start(&mut self) -> Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let mut keys = self.segments.keys();
+            let (_first, second) = (keys.next().copied(), keys.next().copied());
+            match second {
+                Some(next_base) if next_base <= self.log_start_offset => {
+                    self.delete_oldest()?;
+                    deleted += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn delete_oldest(&mut self) -> Result<()> {
+        let (_, seg) = self.segments.pop_first().expect("a segment to delete");
+        seg.delete().during("deleting a segment")?;
+        let first = *self.segments.keys().next().expect("a segment remains");
+        self.log_start_offset = self.log_start_offset.max(first);
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`; returns how many segments went.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let mut deleted = self.delete_segments_below_start()?;
+        if self.config.retention_ms >= 0 {
+            let cutoff = now_ms - self.config.retention_ms;
+            let expired = |s: &Segment| !s.is_empty() && s.max_timestamp < cutoff;
+            loop {
+                let first = self.segments.values().next().expect("segment");
+                if !expired(first) || first.next_offset() > self.high_watermark {
+                    break;
+                }
+                if self.segments.len() == 1 {
+                    // Kafka rolls an expired active segment so that it can go too.
+                    self.roll()?;
+                }
+                self.delete_oldest()?;
+                deleted += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            while self.segments.len() > 1 {
+                let first = self.segments.values().next().expect("segment");
+                if (first.size() as i64) > excess || first.next_offset() > self.high_watermark {
+                    break;
+                }
+                excess -= first.size() as i64;
+                self.delete_oldest()?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(dir = %self.dir.display(), deleted, log_start = self.log_start_offset, "retention deleted segments");
+        }
+        Ok(deleted)
+    }
+
+    /// Flushes and trims the active segment's indexes (clean shutdown).
+    pub fn close(mut self, now_ms: i64) -> Result<()> {
+        self.flush(now_ms)?;
+        self.active_mut().seal().during("closing")
+    }
+
+    /// Removes the whole partition directory (topic deletion).
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).during("deleting the partition")
+    }
+
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn segment_log_path(&self, base: i64) -> PathBuf {
+        segment::log_path(&self.dir, base)
+    }
+}
+
+#[cfg(test)]
+mod tests;

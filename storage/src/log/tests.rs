@@ -1,0 +1,287 @@
+use super::*;
+use crate::batch::build_batch;
+use crate::config::LogConfig;
+use std::os::unix::fs::FileExt;
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 64,
+        ..LogConfig::default()
+    }
+}
+
+fn batch(ts: i64, values: &[&[u8]]) -> Vec<u8> {
+    build_batch(0, ts, values, (-1, -1, -1)).to_vec()
+}
+
+/// Appends as the only replica: the high watermark follows the log end.
+fn append(log: &mut PartitionLog, records: &[u8], epoch: i32, now_ms: i64) -> Result<AppendResult> {
+    let r = log.append_as_leader(records, epoch, now_ms)?;
+    log.set_high_watermark(log.log_end_offset());
+    Ok(r)
+}
+
+fn read_all(log: &PartitionLog, from: i64) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let r = log.read(offset, 1 << 20, true).unwrap();
+        let Some(s) = r.slice else { break };
+        let mut buf = vec![0; s.len];
+        s.file.read_exact_at(&mut buf, s.position).unwrap();
+        let mut at = 0;
+        while at + batch::HEADER_BYTES <= buf.len() {
+            let h = BatchHeader::parse(&buf[at..]).unwrap();
+            if at + h.total_bytes() > buf.len() {
+                break;
+            }
+            batch::validate(&buf[at..at + h.total_bytes()]).unwrap();
+            if h.last_offset() >= offset {
+                out.push(h);
+            }
+            at += h.total_bytes();
+        }
+        offset = out.last().unwrap().next_offset();
+    }
+    out
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    for i in 0..100 {
+        let r = append(&mut log, &batch(i, &[b"0123456789", b"abcdefghij"]), 3, 0).unwrap();
+        assert_eq!(
+            (r.base_offset, r.last_offset, r.records),
+            (i * 2, i * 2 + 1, 2)
+        );
+    }
+    assert!(log.segment_count() > 3, "segment.bytes=1024 rolls");
+    assert_eq!((log.log_end_offset(), log.high_watermark()), (200, 200));
+    let all = read_all(&log, 0);
+    assert_eq!(all.len(), 100);
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(i, h)| h.base_offset == i as i64 * 2 && h.partition_leader_epoch == 3));
+    // from the middle of a batch
+    assert_eq!(read_all(&log, 77)[0].base_offset, 76);
+    // at the end: empty; past the end: out of range
+    assert!(log.read(200, 100, true).unwrap().slice.is_none());
+    assert!(matches!(
+        log.read(201, 100, true),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn max_bytes_and_min_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let b = batch(1, &[&[7u8; 500]]);
+    for _ in 0..4 {
+        append(&mut log, &b, 0, 0).unwrap();
+    }
+    let s = log.read(0, 10, true).unwrap().slice.unwrap();
+    assert_eq!(s.len, b.len(), "KIP-74: the whole first batch");
+    assert!(log.read(0, 10, false).unwrap().slice.unwrap().len == 10);
+    assert_eq!(
+        log.read(1, 1 << 20, true).unwrap().slice.unwrap().len,
+        b.len() * 3
+    );
+}
+
+#[test]
+fn high_watermark_bounds_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let b = batch(1, &[b"x"]);
+    for _ in 0..3 {
+        append(&mut log, &b, 0, 0).unwrap();
+    }
+    log.set_high_watermark(1);
+    assert_eq!(
+        log.read(0, 1 << 20, true).unwrap().slice.unwrap().len,
+        b.len()
+    );
+    assert!(log.read(1, 1 << 20, true).unwrap().slice.is_none());
+}
+
+#[test]
+fn reopen_recovers_torn_tail_and_producer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    for seq in 0..20 {
+        let b = build_batch(0, 5, &[b"v"], (42, 0, seq)).to_vec();
+        append(&mut log, &b, 0, 0).unwrap();
+    }
+    let active = *log.segment_bases().last().unwrap();
+    let path = log.segment_log_path(active);
+    drop(log); // like kill -9: no close
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[0xAB; 30], len).unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 20);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    // the producer's last batch is known after restart: a retry is a duplicate
+    let retry = build_batch(0, 5, &[b"v"], (42, 0, 19)).to_vec();
+    let r = append(&mut log, &retry, 0, 0).unwrap();
+    assert!(r.duplicate && r.base_offset == 19);
+    assert_eq!(log.log_end_offset(), 20);
+    let gap = build_batch(0, 5, &[b"v"], (42, 0, 25)).to_vec();
+    assert!(matches!(
+        append(&mut log, &gap, 0, 0),
+        Err(Error::Producer(_))
+    ));
+    assert_eq!(log.log_end_offset(), 20, "a refused batch stores nothing");
+}
+
+#[test]
+fn corrupt_batches_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let good = batch(1, &[b"a"]);
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 0x40;
+    let both = [good.clone(), bad].concat();
+    assert!(matches!(
+        append(&mut log, &both, 0, 0),
+        Err(Error::Batch(BatchError::BadCrc { .. }))
+    ));
+    assert!(matches!(append(&mut log, &[], 0, 0), Err(Error::NoBatches)));
+    assert_eq!(log.log_end_offset(), 0);
+    let cfg = LogConfig {
+        max_message_bytes: 10,
+        ..LogConfig::default()
+    };
+    log.set_config(cfg);
+    assert!(matches!(
+        append(&mut log, &good, 0, 0),
+        Err(Error::RecordTooLarge { .. })
+    ));
+}
+
+#[test]
+fn timestamps_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    log.assign_epoch(0);
+    for i in 0..30 {
+        let epoch = if i < 10 {
+            0
+        } else if i < 20 {
+            2
+        } else {
+            5
+        };
+        log.assign_epoch(epoch);
+        append(
+            &mut log,
+            &batch(1000 + i * 10, &[b"a", b"b"]),
+            epoch as i32,
+            0,
+        )
+        .unwrap();
+    }
+    // batch i holds offsets 2i, 2i+1 with timestamps 1000+10i, 1000+10i+1
+    assert_eq!(
+        log.offset_for_timestamp(1000 + 10 * 7 + 1).unwrap(),
+        Some((15, 1071))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1000 + 10 * 7 + 2).unwrap(),
+        Some((16, 1080))
+    );
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+    assert_eq!(log.offset_for_timestamp(99_999).unwrap(), None);
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((59, 1291)));
+    assert_eq!(log.end_offset_for_epoch(0), (0, 20));
+    assert_eq!(log.end_offset_for_epoch(1), (0, 20));
+    assert_eq!(log.end_offset_for_epoch(2), (2, 40));
+    assert_eq!(log.end_offset_for_epoch(5), (5, 60));
+    assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
+}
+
+#[test]
+fn delete_records_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    for i in 0..50 {
+        append(&mut log, &batch(i * 1000, &[&[1u8; 100]]), 0, 0).unwrap();
+    }
+    let segments = log.segment_count();
+    assert_eq!(log.delete_records_before(25).unwrap(), 25);
+    assert!(log.segment_count() < segments);
+    assert!(matches!(
+        log.read(24, 100, true),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    assert!(read_all(&log, 25)[0].last_offset() >= 25);
+    assert!(matches!(
+        log.delete_records_before(51),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(
+        log.log_start_offset(),
+        25,
+        "the log start offset survives restart"
+    );
+
+    // retention.bytes keeps the newest segments under the limit
+    log.set_config(LogConfig {
+        retention_bytes: 1500,
+        ..small_config()
+    });
+    log.enforce_retention(0).unwrap();
+    assert!(log.size_bytes() <= 1500 + 1024);
+    // retention.ms: everything older than now - 1000 goes, active segment included
+    log.set_config(LogConfig {
+        retention_ms: 1000,
+        ..small_config()
+    });
+    log.enforce_retention(10_000_000).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_start_offset(), 50);
+    assert_eq!(log.log_end_offset(), 50);
+    let r = append(&mut log, &batch(1, &[b"z"]), 0, 0).unwrap();
+    assert_eq!(r.base_offset, 50);
+}
+
+#[test]
+fn log_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        timestamp_type: crate::config::TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg, 0).unwrap();
+    let r = append(&mut log, &batch(5, &[b"a"]), 0, 777).unwrap();
+    assert_eq!(r.log_append_time_ms, 777);
+    let h = read_all(&log, 0)[0];
+    assert!(h.is_log_append_time() && h.max_timestamp == 777);
+}
+
+#[test]
+fn flush_policy_counts_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush_messages: 3,
+        flush_ms: 50,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg, 0).unwrap();
+    append(&mut log, &batch(1, &[b"a", b"b"]), 0, 0).unwrap();
+    assert_eq!(log.unflushed_messages, 2);
+    append(&mut log, &batch(1, &[b"c"]), 0, 0).unwrap();
+    assert_eq!(log.unflushed_messages, 0);
+    append(&mut log, &batch(1, &[b"d"]), 0, 10).unwrap();
+    log.flush_if_due(20).unwrap();
+    assert_eq!(log.unflushed_messages, 1);
+    log.flush_if_due(60).unwrap();
+    assert_eq!(log.unflushed_messages, 0);
+}
