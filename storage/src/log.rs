@@ -556,6 +556,16 @@ impl PartitionLog {
         }
     }
 
+    /// The leader epoch in which `offset` was written (the latest epoch that started at
+    /// or before it), or -1 when unknown.
+    pub fn epoch_for_offset(&self, offset: i64) -> i32 {
+        self.epochs
+            .iter()
+            .rev()
+            .find(|&&(_, start)| start <= offset)
+            .map_or(-1, |&(e, _)| e)
+    }
+
     /// DeleteRecords: moves the log start offset up to `offset` (at most the high
     /// watermark) and drops segments wholly below it. Returns the new log start offset.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {

@@ -1,0 +1,253 @@
+//! Broker configuration: command-line flags (each also an environment variable) and an
+//! optional TOML file of Kafka-named keys (`"auto.create.topics.enable" = false`).
+//! Unknown keys are refused at startup rather than ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sluice", version, about = "A Kafka-compatible message broker")]
+pub struct Cli {
+    /// Address the Kafka listener binds.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// Address advertised to clients in Metadata (defaults to --listen).
+    #[arg(long, env = "SLUICE_ADVERTISED")]
+    pub advertised: Option<String>,
+    /// Directory holding partition logs, group offsets and the metadata quorum.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// This broker's node id (and metadata voter id).
+    #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+    /// Address of the metadata quorum listener (voter-to-voter Raft traffic).
+    #[arg(long, env = "SLUICE_RAFT_LISTEN", default_value = "127.0.0.1:0")]
+    pub raft_listen: String,
+    /// Optional TOML file with Kafka-named settings.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Optional HTTP listener serving Prometheus metrics at /metrics.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Broker-level settings, by Kafka's names, with Kafka's defaults unless noted.
+const BROKER_SETTINGS: &[(&str, &str)] = &[
+    ("auto.create.topics.enable", "true"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("delete.topic.enable", "true"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("socket.request.max.bytes", "104857600"),
+    // Sluice: connections accepted at once, and requests read ahead per connection.
+    ("max.connections", "10000"),
+    ("max.inflight.requests.per.connection", "16"),
+    // Sluice: bytes copied through user space for one Fetch response (sendfile regions
+    // are not counted: they are not held in memory).
+    ("fetch.max.bytes", "57671680"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.scheduler.interval.ms", "1000"),
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub cli: Cli,
+    /// Every setting by its Kafka name: file values over defaults, log.* included.
+    pub settings: BTreeMap<String, String>,
+    /// The log-related broker settings (`log.retention.ms`, `message.max.bytes`, ...)
+    /// that give topic configs their defaults.
+    pub log_defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown config key {key}")]
+    UnknownKey { key: String },
+    #[error("invalid value {value:?} for {key}")]
+    InvalidValue { key: String, value: String },
+}
+
+fn is_log_setting(key: &str) -> bool {
+    sluice_storage::config::TOPIC_CONFIGS
+        .iter()
+        .any(|d| d.broker_name == key)
+}
+
+impl BrokerConfig {
+    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
+        let mut settings: BTreeMap<String, String> = BROKER_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut log_defaults = BTreeMap::new();
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(ConfigError::InvalidValue {
+                            key,
+                            value: other.to_string(),
+                        })
+                    }
+                };
+                if is_log_setting(&key) {
+                    let def = sluice_storage::config::TOPIC_CONFIGS
+                        .iter()
+                        .find(|d| d.broker_name == key)
+                        .expect("log setting");
+                    sluice_storage::config::validate_topic_config(def.name, &value).map_err(
+                        |_| ConfigError::InvalidValue {
+                            key: key.clone(),
+                            value: value.clone(),
+                        },
+                    )?;
+                    log_defaults.insert(key, value);
+                } else if settings.contains_key(&key) {
+                    settings.insert(key, value);
+                } else {
+                    return Err(ConfigError::UnknownKey { key });
+                }
+            }
+        }
+        let cfg = BrokerConfig {
+            cli,
+            settings,
+            log_defaults,
+        };
+        // Parse every numeric and boolean setting once, so a bad value fails at startup.
+        for (key, _) in BROKER_SETTINGS {
+            let v = &cfg.settings[*key];
+            let ok = v.parse::<i64>().is_ok() || v == "true" || v == "false";
+            if !ok {
+                return Err(ConfigError::InvalidValue {
+                    key: key.to_string(),
+                    value: v.clone(),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn int(&self, key: &str) -> i64 {
+        self.settings
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("setting {key} is a number"))
+    }
+    pub fn flag(&self, key: &str) -> bool {
+        self.settings
+            .get(key)
+            .map(|v| v == "true")
+            .unwrap_or_else(|| panic!("setting {key} is a flag"))
+    }
+
+    /// Host and port advertised to clients.
+    pub fn advertised(&self) -> (String, i32) {
+        let addr = self.cli.advertised.as_deref().unwrap_or(&self.cli.listen);
+        split_host_port(addr).unwrap_or_else(|| ("127.0.0.1".into(), 9092))
+    }
+
+    /// All broker settings for DescribeConfigs (log defaults included).
+    pub fn describe(&self) -> Vec<(String, String, bool)> {
+        let mut out: Vec<(String, String, bool)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let default = BROKER_SETTINGS.iter().any(|(dk, dv)| dk == k && dv == v);
+                (k.clone(), v.clone(), default)
+            })
+            .collect();
+        for def in sluice_storage::config::TOPIC_CONFIGS {
+            let (v, default) = match self.log_defaults.get(def.broker_name) {
+                Some(v) => (v.clone(), false),
+                None => (def.default.to_owned(), true),
+            };
+            out.push((def.broker_name.to_owned(), v, default));
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+}
+
+pub fn split_host_port(addr: &str) -> Option<(String, i32)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((
+        host.trim_matches(|c| c == '[' || c == ']').to_owned(),
+        port.parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(config: Option<PathBuf>) -> Cli {
+        Cli::parse_from(
+            ["sluice"]
+                .into_iter()
+                .chain(config.as_ref().map(|_| "--config"))
+                .chain(config.as_ref().and_then(|p| p.to_str())),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = BrokerConfig::load(cli(None)).unwrap();
+        assert!(c.flag("auto.create.topics.enable"));
+        assert_eq!(c.advertised(), ("127.0.0.1".into(), 9092));
+        assert_eq!(c.cli.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn file_values_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "\"auto.create.topics.enable\" = false\n\"log.retention.ms\" = 1000\n",
+        )
+        .unwrap();
+        let c = BrokerConfig::load(cli(Some(p.clone()))).unwrap();
+        assert!(!c.flag("auto.create.topics.enable"));
+        assert_eq!(c.log_defaults["log.retention.ms"], "1000");
+        std::fs::write(&p, "\"no.such.key\" = 1\n").unwrap();
+        assert!(matches!(
+            BrokerConfig::load(cli(Some(p.clone()))),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+        std::fs::write(&p, "\"log.retention.ms\" = \"soon\"\n").unwrap();
+        assert!(matches!(
+            BrokerConfig::load(cli(Some(p))),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
+}

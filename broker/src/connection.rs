@@ -1,0 +1,198 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! The reader decodes and handles one request at a time (so the appends of pipelined
+//! Produce requests keep their order, as in Kafka), then hands the response to a writer
+//! task through a bounded queue; the writer sends plain bytes with write(2) and record
+//! regions with sendfile(2). The queue bound is the per-connection in-flight limit.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use sluice_wire::fetch::Chunk;
+use sluice_wire::request::{decode_request, DecodeError};
+use sluice_wire::response::encode_api_versions_fallback;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::dispatch::{self, Reply, SendRegion};
+use crate::metrics::Metrics;
+
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let peer = socket
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let client_host = socket
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let _ = socket.set_nodelay(true);
+    let (mut rd, wr) = socket.into_split();
+    let inflight = broker
+        .config
+        .int("max.inflight.requests.per.connection")
+        .max(1) as usize;
+    let (tx, rx) = mpsc::channel::<Vec<Chunk<SendRegion>>>(inflight);
+    let writer = tokio::spawn(write_loop(wr, rx, broker.clone()));
+    let max_frame = broker.config.int("socket.request.max.bytes") as usize;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    'conn: loop {
+        // Handle every complete frame already buffered.
+        loop {
+            let frame = match sluice_wire::frame::take_frame(&mut buf, max_frame) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    Metrics::add(&broker.metrics.request_errors, 1);
+                    tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                    break 'conn;
+                }
+            };
+            match handle_frame(&broker, frame, &client_host).await {
+                Ok(Some(chunks)) => {
+                    if tx.send(chunks).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    Metrics::add(&broker.metrics.request_errors, 1);
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    break 'conn;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK_BYTES);
+        }
+        tokio::select! {
+            n = rd.read_buf(&mut buf) => match n {
+                Ok(0) => {
+                    if !buf.is_empty() {
+                        tracing::debug!(%peer, pending = buf.len(), "connection closed mid-frame");
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "read failed");
+                    break;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Decodes and handles one frame. `Ok(None)`: nothing to send (acks=0 Produce).
+/// `Err`: the connection must be closed (Kafka closes on what it cannot parse).
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    client_host: &str,
+) -> Result<Option<Vec<Chunk<SendRegion>>>, String> {
+    Metrics::add(&broker.metrics.requests, 1);
+    let request = match decode_request(frame, dispatch::is_supported) {
+        Ok(r) => r,
+        Err(DecodeError::UnsupportedVersion(p)) if p.api_key == ApiKey::ApiVersions as i16 => {
+            // KIP-511: answer with v0 and the supported ranges so the client can retry.
+            let keys: Vec<(i16, i16, i16)> = dispatch::SUPPORTED
+                .iter()
+                .map(|(k, v)| (*k as i16, *v.start(), *v.end()))
+                .collect();
+            let bytes = encode_api_versions_fallback(
+                p.correlation_id,
+                kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+                &keys,
+            );
+            return Ok(Some(vec![Chunk::Bytes(bytes)]));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let preamble = request.preamble();
+    let api_key = request.api_key;
+    match dispatch::dispatch(broker, request, client_host).await {
+        Reply::Message(body) => sluice_wire::response::encode_response(
+            api_key,
+            preamble.api_version,
+            preamble.correlation_id,
+            &body,
+        )
+        .map(|b| Some(vec![Chunk::Bytes(b)]))
+        .map_err(|e| {
+            tracing::error!(error = %e, "response encoding failed");
+            e.to_string()
+        }),
+        Reply::Chunks(chunks) => Ok(Some(chunks)),
+        Reply::Nothing => Ok(None),
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<Chunk<SendRegion>>>,
+    broker: Arc<Broker>,
+) {
+    while let Some(chunks) = rx.recv().await {
+        for chunk in chunks {
+            let result = match chunk {
+                Chunk::Bytes(b) => wr.write_all(&b).await,
+                Chunk::Region(r) => send_region(&wr, &r, &broker.metrics).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "write failed; closing connection");
+                let _ = wr.shutdown().await;
+                // Drain so the reader's sends fail and it stops.
+                rx.close();
+                return;
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Sends a file region with sendfile(2): page cache to socket, no user-space copy.
+async fn send_region(
+    wr: &OwnedWriteHalf,
+    region: &SendRegion,
+    metrics: &Metrics,
+) -> io::Result<()> {
+    let stream: &TcpStream = wr.as_ref();
+    let file = &region.0.file;
+    let mut offset = region.0.position as i64;
+    let mut remaining = region.0.len;
+    while remaining > 0 {
+        let n = stream
+            .async_io(Interest::WRITABLE, || {
+                nix::sys::sendfile::sendfile(
+                    stream.as_fd(),
+                    file.as_fd(),
+                    Some(&mut offset),
+                    remaining,
+                )
+                .map_err(io::Error::from)
+            })
+            .await?;
+        if n == 0 {
+            // The file is shorter than the region: it was truncated under us. The
+            // response is now malformed, so the connection must go.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment shorter than the region being sent",
+            ));
+        }
+        remaining -= n;
+        Metrics::add(&metrics.fetch_sendfile_bytes, n as u64);
+    }
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! The group coordinator for the classic protocol: group state machines ([`state`]),
+//! committed offsets ([`offsets`]), and the timers that expire sessions and end
+//! rebalances. One lock guards all groups; nothing awaits while holding it (parked
+//! Join/Sync requests wait on oneshot channels outside it).
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError as E;
+use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+pub use offsets::Committed;
+use offsets::{OffsetChange, OffsetStore};
+pub use state::{Group, GroupState, JoinRequest, JoinResult, Pending, SyncResult};
+
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+struct Inner {
+    groups: HashMap<String, Group>,
+    offsets: BTreeMap<String, BTreeMap<(String, i32), Committed>>,
+    store: OffsetStore,
+}
+
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    inner: Mutex<Inner>,
+    pub initial_rebalance_delay: Duration,
+    pub session_timeout_min_ms: i64,
+    pub session_timeout_max_ms: i64,
+    pub max_size: usize,
+    pub metadata_max_bytes: usize,
+}
+
+/// A group as DescribeGroups and ListGroups show it.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: bytes::Bytes,
+    pub assignment: bytes::Bytes,
+}
+
+impl GroupCoordinator {
+    pub fn open(dir: &Path, config: &BrokerConfig) -> Result<Self, sluice_storage::Error> {
+        let (store, offsets) = OffsetStore::open(dir)?;
+        let groups = offsets.keys().map(|g| (g.clone(), Group::new(g))).collect();
+        Ok(GroupCoordinator {
+            inner: Mutex::new(Inner {
+                groups,
+                offsets,
+                store,
+            }),
+            initial_rebalance_delay: Duration::from_millis(
+                config.int("group.initial.rebalance.delay.ms").max(0) as u64,
+            ),
+            session_timeout_min_ms: config.int("group.min.session.timeout.ms"),
+            session_timeout_max_ms: config.int("group.max.session.timeout.ms"),
+            max_size: config.int("group.max.size").max(1) as usize,
+            metadata_max_bytes: config.int("offset.metadata.max.bytes").max(0) as usize,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let timeout_ms = req.session_timeout.as_millis() as i64;
+        if timeout_ms < self.session_timeout_min_ms || timeout_ms > self.session_timeout_max_ms {
+            return JoinResult::error(E::InvalidSessionTimeout, &req.member_id);
+        }
+        if group_id.is_empty() {
+            return JoinResult::error(E::InvalidGroupId, &req.member_id);
+        }
+        let pending = {
+            let mut inner = self.lock();
+            if !req.member_id.is_empty() && !inner.groups.contains_key(group_id) {
+                return JoinResult::error(E::UnknownMemberId, &req.member_id);
+            }
+            let group = inner
+                .groups
+                .entry(group_id.to_owned())
+                .or_insert_with(|| Group::new(group_id));
+            group.join(
+                req.clone(),
+                Instant::now(),
+                self.initial_rebalance_delay,
+                self.max_size,
+            )
+        };
+        match pending {
+            Pending::Now(r) => r,
+            // A dropped sender means the member was removed while waiting.
+            Pending::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| JoinResult::error(E::UnknownMemberId, &req.member_id)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> SyncResult {
+        let pending = {
+            let mut inner = self.lock();
+            let Some(group) = inner.groups.get_mut(group_id) else {
+                return SyncResult::error(E::UnknownMemberId);
+            };
+            group.sync(
+                generation,
+                member_id,
+                instance_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+                Instant::now(),
+            )
+        };
+        match pending {
+            Pending::Now(r) => r,
+            Pending::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| SyncResult::error(E::UnknownMemberId)),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), E> {
+        let mut inner = self.lock();
+        let group = inner.groups.get_mut(group_id).ok_or(E::UnknownMemberId)?;
+        group.heartbeat(generation, member_id, instance_id, Instant::now())
+    }
+
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), E> {
+        let mut inner = self.lock();
+        let group = inner.groups.get_mut(group_id).ok_or(E::UnknownMemberId)?;
+        let r = group.leave(member_id, instance_id, Instant::now());
+        if r.is_ok() {
+            tracing::info!(
+                group = group_id,
+                member = member_id,
+                "member left the group"
+            );
+        }
+        r
+    }
+
+    /// Stores commits after checking the member and generation; per-partition errors
+    /// for what the caller already refused (unknown partitions) are left to the caller.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<(String, i32, Committed)>,
+    ) -> Result<(), E> {
+        if group_id.is_empty() {
+            return Err(E::InvalidGroupId);
+        }
+        let mut inner = self.lock();
+        match inner.groups.get(group_id) {
+            Some(g) => g.check_commit(generation, member_id, instance_id)?,
+            None if generation < 0 && member_id.is_empty() => {}
+            None => return Err(E::IllegalGeneration),
+        }
+        let changes: Vec<OffsetChange> = commits
+            .iter()
+            .map(|(t, p, c)| (group_id.to_owned(), t.clone(), *p, Some(c.clone())))
+            .collect();
+        if let Err(e) = inner.store.append(&changes) {
+            tracing::error!(error = %e, "storing offsets failed");
+            return Err(E::KafkaStorageError);
+        }
+        inner
+            .groups
+            .entry(group_id.to_owned())
+            .or_insert_with(|| Group::new(group_id));
+        let map = inner.offsets.entry(group_id.to_owned()).or_default();
+        for (t, p, c) in commits {
+            map.insert((t, p), c);
+        }
+        Ok(())
+    }
+
+    pub fn committed(&self, group_id: &str) -> BTreeMap<(String, i32), Committed> {
+        self.lock()
+            .offsets
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupView> {
+        let inner = self.lock();
+        let g = inner.groups.get(group_id)?;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberView {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+                assignment: if g.state == GroupState::Stable {
+                    m.assignment.clone()
+                } else {
+                    bytes::Bytes::new()
+                },
+            })
+            .collect();
+        Some(GroupView {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            members,
+        })
+    }
+
+    pub fn list(&self) -> Vec<(String, GroupView)> {
+        let ids: Vec<String> = self.lock().groups.keys().cloned().collect();
+        let mut out: Vec<(String, GroupView)> = ids
+            .into_iter()
+            .filter_map(|id| self.describe(&id).map(|v| (id, v)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// DeleteGroups: only groups without members; their offsets go too.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), E> {
+        let mut inner = self.lock();
+        let group = inner.groups.get(group_id).ok_or(E::GroupIdNotFound)?;
+        if !group.is_empty() {
+            return Err(E::NonEmptyGroup);
+        }
+        let tombstones: Vec<OffsetChange> = inner
+            .offsets
+            .get(group_id)
+            .map(|m| {
+                m.keys()
+                    .map(|(t, p)| (group_id.to_owned(), t.clone(), *p, None))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Err(e) = inner.store.append(&tombstones) {
+            tracing::error!(error = %e, "deleting offsets failed");
+            return Err(E::KafkaStorageError);
+        }
+        inner.offsets.remove(group_id);
+        inner.groups.remove(group_id);
+        tracing::info!(group = group_id, "deleted group");
+        Ok(())
+    }
+
+    /// OffsetDelete: per-partition results; refused for topics an active consumer group
+    /// subscribes to.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<E>>, E> {
+        let mut inner = self.lock();
+        let group = inner.groups.get(group_id).ok_or(E::GroupIdNotFound)?;
+        if !group.is_empty() && group.protocol_type.as_deref() != Some("consumer") {
+            return Err(E::NonEmptyGroup);
+        }
+        let subscribed = group.subscribed_topics().unwrap_or_default();
+        let mut results = Vec::new();
+        let mut changes = Vec::new();
+        for (t, p) in partitions {
+            if subscribed.contains(t) {
+                results.push(Some(E::GroupSubscribedToTopic));
+            } else {
+                results.push(None);
+                if inner
+                    .offsets
+                    .get(group_id)
+                    .is_some_and(|m| m.contains_key(&(t.clone(), *p)))
+                {
+                    changes.push((group_id.to_owned(), t.clone(), *p, None));
+                }
+            }
+        }
+        if let Err(e) = inner.store.append(&changes) {
+            tracing::error!(error = %e, "deleting offsets failed");
+            return Err(E::KafkaStorageError);
+        }
+        if let Some(m) = inner.offsets.get_mut(group_id) {
+            for (_, t, p, _) in &changes {
+                m.remove(&(t.clone(), *p));
+            }
+        }
+        Ok(results)
+    }
+
+    /// Session expiry and rebalance deadlines, every 100 ms.
+    pub async fn run_timers(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = Instant::now();
+            let mut inner = self.lock();
+            for g in inner.groups.values_mut() {
+                for id in g.tick(now) {
+                    tracing::info!(group = %g.id, member = %id, "member session expired");
+                }
+            }
+            // Forget empty groups that hold no offsets.
+            let Inner {
+                groups, offsets, ..
+            } = &mut *inner;
+            groups.retain(|id, g| !g.is_idle() || offsets.contains_key(id));
+        }
+    }
+
+    pub fn close(&self) {
+        if let Err(e) = self.lock().store.flush() {
+            tracing::error!(error = %e, "flushing group offsets failed");
+        }
+    }
+}
+
+pub fn commit_now(offset: i64, leader_epoch: i32, metadata: String) -> Committed {
+    Committed {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms: now_ms(),
+    }
+}

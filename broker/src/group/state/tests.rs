@@ -1,0 +1,216 @@
+use super::*;
+
+fn req(member_id: &str, instance: Option<&str>, protocols: &[(&str, &[u8])]) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.to_owned(),
+        instance_id: instance.map(str::to_owned),
+        client_id: "c".into(),
+        client_host: "h".into(),
+        session_timeout: Duration::from_secs(10),
+        rebalance_timeout: Duration::from_secs(30),
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|(n, m)| (n.to_string(), Bytes::copy_from_slice(m)))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+fn now_result<T: std::fmt::Debug>(p: Pending<T>) -> T {
+    match p {
+        Pending::Now(t) => t,
+        Pending::Wait(_) => panic!("expected an immediate answer"),
+    }
+}
+
+fn waiting<T>(p: Pending<T>) -> oneshot::Receiver<T> {
+    match p {
+        Pending::Wait(rx) => rx,
+        Pending::Now(_) => panic!("expected to wait"),
+    }
+}
+
+/// Runs the two-step join of a new dynamic member and returns its parked receiver.
+fn join_new(g: &mut Group, t: Instant) -> (String, oneshot::Receiver<JoinResult>) {
+    let r = now_result(g.join(req("", None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    assert_eq!(r.error, E::MemberIdRequired.code());
+    let rx = waiting(g.join(
+        req(&r.member_id, None, &[("range", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    (r.member_id, rx)
+}
+
+#[test]
+fn two_members_join_sync_and_rebalance_on_leave() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, mut rx_a) = join_new(&mut g, t);
+    // a alone completes the first generation immediately (no initial delay here)
+    let ja = rx_a.try_recv().unwrap();
+    assert_eq!(
+        (ja.generation, ja.leader.as_str(), ja.members.len()),
+        (1, a.as_str(), 1)
+    );
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    let sa = waiting(g.sync(
+        1,
+        &a,
+        None,
+        None,
+        None,
+        vec![(a.clone(), Bytes::from_static(b"all"))],
+        t,
+    ));
+    assert_eq!(g.state, GroupState::Stable);
+    drop(sa);
+
+    // b joins: a must rejoin (heartbeat says so), then generation 2 completes
+    let (b, mut rx_b) = join_new(&mut g, t);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(g.heartbeat(1, &a, None, t), Err(E::RebalanceInProgress));
+    assert!(rx_b.try_recv().is_err());
+    let mut rx_a = waiting(g.join(req(&a, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    let (ja, jb) = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
+    assert_eq!((ja.generation, jb.generation), (2, 2));
+    assert_eq!(ja.members.len(), 2, "leader gets the member list");
+    assert!(jb.members.is_empty());
+    let mut sb = waiting(g.sync(2, &b, None, None, None, vec![], t));
+    let mut sa = waiting(g.sync(
+        2,
+        &a,
+        None,
+        None,
+        None,
+        vec![(a.clone(), "A".into()), (b.clone(), "B".into())],
+        t,
+    ));
+    assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from("B"));
+    assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from("A"));
+    assert_eq!(g.heartbeat(2, &b, None, t), Ok(()));
+
+    // a leaves: b must rejoin alone into generation 3
+    g.leave(&a, None, t).unwrap();
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    let mut rx_b = waiting(g.join(req(&b, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    let jb = rx_b.try_recv().unwrap();
+    assert_eq!((jb.generation, jb.leader.as_str()), (3, b.as_str()));
+    assert_eq!(g.leave(&a, None, t), Err(E::UnknownMemberId));
+}
+
+#[test]
+fn expired_member_is_removed_and_group_rebalances() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, _rx) = join_new(&mut g, t);
+    let _ = g.sync(1, &a, None, None, None, vec![], t);
+    let (b, _rxb) = join_new(&mut g, t);
+    let _ = g.join(req(&a, None, &[("range", b"m")]), t, Duration::ZERO, 100);
+    let _ = g.sync(2, &a, None, None, None, vec![], t);
+    let _ = g.sync(2, &b, None, None, None, vec![], t);
+    assert_eq!(g.state, GroupState::Stable);
+    // b heartbeats, a goes silent past its 10 s session
+    let later = t + Duration::from_secs(11);
+    g.heartbeat(2, &b, None, t + Duration::from_secs(9))
+        .unwrap();
+    let expired = g.tick(later);
+    assert_eq!(expired, vec![a.clone()]);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert_eq!(g.heartbeat(2, &a, None, later), Err(E::UnknownMemberId));
+}
+
+#[test]
+fn rebalance_deadline_drops_members_that_do_not_rejoin() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, _) = join_new(&mut g, t);
+    let _ = g.sync(1, &a, None, None, None, vec![], t);
+    let (_b, mut rx_b) = join_new(&mut g, t);
+    // a never rejoins; after the 30 s rebalance timeout b completes alone
+    g.tick(t + Duration::from_secs(5));
+    assert!(rx_b.try_recv().is_err());
+    g.tick(t + Duration::from_secs(31));
+    let jb = rx_b.try_recv().unwrap();
+    assert_eq!(jb.generation, 2);
+    assert!(!g.members.contains_key(&a));
+}
+
+#[test]
+fn static_member_rejoins_without_rebalance() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let mut rx = waiting(g.join(
+        req("", Some("i1"), &[("range", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    let first = rx.try_recv().unwrap();
+    let _ = g.sync(
+        1,
+        &first.member_id,
+        Some("i1"),
+        None,
+        None,
+        vec![(first.member_id.clone(), "A".into())],
+        t,
+    );
+    assert_eq!(g.state, GroupState::Stable);
+    // restart with an unknown member id: same generation, new id, no rebalance
+    let again = now_result(g.join(
+        req("", Some("i1"), &[("range", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    assert_eq!(again.generation, 1);
+    assert_ne!(again.member_id, first.member_id);
+    assert!(again.skip_assignment);
+    assert_eq!(g.state, GroupState::Stable);
+    let s = now_result(g.sync(1, &again.member_id, Some("i1"), None, None, vec![], t));
+    assert_eq!(s.assignment, Bytes::from("A"));
+    // the old incarnation is fenced
+    assert_eq!(
+        g.heartbeat(1, &first.member_id, Some("i1"), t),
+        Err(E::FencedInstanceId)
+    );
+}
+
+#[test]
+fn initial_delay_collects_members() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let delay = Duration::from_secs(3);
+    let r = now_result(g.join(req("", None, &[("range", b"m")]), t, delay, 100));
+    let mut rx_a = waiting(g.join(req(&r.member_id, None, &[("range", b"m")]), t, delay, 100));
+    g.tick(t + Duration::from_secs(1));
+    assert!(rx_a.try_recv().is_err(), "waits for the initial delay");
+    g.tick(t + Duration::from_secs(4));
+    assert_eq!(rx_a.try_recv().unwrap().generation, 1);
+}
+
+#[test]
+fn protocol_checks() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, _) = join_new(&mut g, t);
+    let r = now_result(g.join(
+        req("", None, &[("roundrobin", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    assert_eq!(r.error, E::InconsistentGroupProtocol.code());
+    assert!(
+        matches!(g.sync(7, &a, None, None, None, vec![], t), Pending::Now(SyncResult { error, .. }) if error == E::IllegalGeneration.code())
+    );
+    assert!(
+        matches!(g.sync(1, "nobody", None, None, None, vec![], t), Pending::Now(SyncResult { error, .. }) if error == E::UnknownMemberId.code())
+    );
+    let mut g2 = Group::new("g2");
+    let r = now_result(g2.join(req("", None, &[("range", b"m")]), t, Duration::ZERO, 0));
+    assert_eq!(r.error, E::GroupMaxSizeReached.code());
+}

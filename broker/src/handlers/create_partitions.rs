@@ -1,0 +1,70 @@
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use sluice_raft::MetadataCommand;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::topics::{self, Refusal};
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=3;
+
+pub async fn handle(
+    b: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let outcome = check(b, &name, t.count, t.assignments.is_some());
+        let outcome = match outcome {
+            Ok(()) if !req.validate_only => {
+                topics::propose_simple(
+                    b,
+                    MetadataCommand::CreatePartitions {
+                        name: name.clone(),
+                        new_total: t.count,
+                    },
+                )
+                .await
+            }
+            other => other,
+        };
+        let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
+        if let Err(refusal) = outcome {
+            r.error_code = refusal.error.code();
+            r.error_message = Some(str_bytes(refusal.message));
+        }
+        results.push(r);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn check(b: &Broker, name: &str, count: i32, has_assignments: bool) -> Result<(), Refusal> {
+    let image = b.image();
+    let Some(topic) = image.topic(name) else {
+        return Err(Refusal::new(
+            E::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        ));
+    };
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(Refusal::new(
+            E::InvalidPartitions,
+            format!("topic currently has {current} partitions, which is higher than or equal to the requested {count}"),
+        ));
+    }
+    if has_assignments {
+        return Err(Refusal::new(
+            E::InvalidRequest,
+            "manual replica assignment is not supported by Sluice yet",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::topics::{self, source};
+
+pub const VERSIONS: RangeInclusive<i16> = 1..=4;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+pub fn handle(
+    b: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::new();
+    for res in req.resources {
+        let name = res.resource_name.to_string();
+        let mut result = DescribeConfigsResult::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        let wanted = |k: &str| {
+            res.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+        };
+        match res.resource_type {
+            RESOURCE_TOPIC => {
+                let image = b.image();
+                let Some(topic) = image.topic(&name) else {
+                    result.error_code = E::UnknownTopicOrPartition.code();
+                    result.error_message =
+                        Some(str_bytes(format!("topic '{name}' does not exist")));
+                    results.push(result);
+                    continue;
+                };
+                for c in topics::effective_topic_configs(b, topic) {
+                    if !wanted(c.name) {
+                        continue;
+                    }
+                    let mut entry = DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(c.name))
+                        .with_value(Some(str_bytes(c.value)))
+                        .with_config_source(c.source);
+                    if req.include_synonyms {
+                        entry.synonyms = c
+                            .synonyms
+                            .into_iter()
+                            .map(|(n, v, s)| {
+                                DescribeConfigsSynonym::default()
+                                    .with_name(str_bytes(n))
+                                    .with_value(Some(str_bytes(v)))
+                                    .with_source(s)
+                            })
+                            .collect();
+                    }
+                    if ctx.version >= 3 {
+                        entry.config_type = c.config_type;
+                    }
+                    result.configs.push(entry);
+                }
+            }
+            RESOURCE_BROKER => {
+                if !name.is_empty() && name != b.node_id.to_string() {
+                    result.error_code = E::InvalidRequest.code();
+                    result.error_message = Some(str_bytes(format!(
+                        "unexpected broker id {name}, this is broker {}",
+                        b.node_id
+                    )));
+                    results.push(result);
+                    continue;
+                }
+                for (key, value, default) in b.config.describe() {
+                    if !wanted(&key) {
+                        continue;
+                    }
+                    let src = if default {
+                        source::DEFAULT_CONFIG
+                    } else {
+                        source::STATIC_BROKER_CONFIG
+                    };
+                    let mut entry = DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(key))
+                        .with_value(Some(str_bytes(value)))
+                        .with_read_only(true)
+                        .with_config_source(src);
+                    if ctx.version >= 3 {
+                        entry.config_type = 2;
+                    }
+                    result.configs.push(entry);
+                }
+            }
+            other => {
+                result.error_code = E::InvalidRequest.code();
+                result.error_message =
+                    Some(str_bytes(format!("resource type {other} is not supported")));
+            }
+        }
+        results.push(result);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,204 @@
+//! Fetch: reads file regions from the hosted logs and long-polls until `min_bytes` are
+//! available or `max_wait_ms` passes, woken by high-watermark changes (never by a
+//! polling loop). Fetch sessions (KIP-227) are refused the way Kafka refuses them when
+//! its session cache is full: the answer carries session id 0, and the client goes on
+//! with full fetch requests.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use sluice_wire::fetch::{encode_fetch_response, Chunk, FetchPartition, FetchTop, FetchTopic};
+use tokio::sync::watch;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::dispatch::{Reply, RequestContext, SendRegion};
+use crate::error_code;
+use crate::partitions::Partition;
+
+pub const VERSIONS: RangeInclusive<i16> = 4..=16;
+
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    current_leader_epoch: i32,
+    part: Option<Arc<Partition>>,
+    /// Error to report without reading (unknown topic, ...).
+    error: Option<E>,
+}
+
+pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Reply {
+    let top = FetchTop {
+        throttle_time_ms: 0,
+        error_code: 0,
+        session_id: 0,
+    };
+    if req.session_id != 0 {
+        // We never hand out sessions, so any id the client names is unknown to us.
+        let top = FetchTop {
+            error_code: E::FetchSessionIdNotFound.code(),
+            ..top
+        };
+        return encode(ctx, top, Vec::new());
+    }
+    let image = b.image();
+    let mut topics: Vec<FetchTopic<SendRegion>> = Vec::new();
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let meta = if ctx.version >= 13 {
+            image.topic_by_id(&t.topic_id)
+        } else {
+            image.topic(t.topic.0.as_str())
+        };
+        let name = meta
+            .map(|m| TopicName(str_bytes(m.name.clone())))
+            .unwrap_or_else(|| t.topic.clone());
+        let unknown = if ctx.version >= 13 {
+            E::UnknownTopicId
+        } else {
+            E::UnknownTopicOrPartition
+        };
+        let topic_index = topics.len();
+        topics.push(FetchTopic {
+            name: name.clone(),
+            topic_id: t.topic_id,
+            partitions: Vec::new(),
+        });
+        for p in &t.partitions {
+            let part = meta.and_then(|m| b.replicas.get(&m.name, p.partition));
+            let error = if meta.is_none() || part.is_none() {
+                Some(unknown)
+            } else {
+                None
+            };
+            wanted.push(Wanted {
+                topic_index,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                part,
+                error,
+            });
+        }
+    }
+    let response_max_bytes =
+        (req.max_bytes.max(0) as usize).min(b.config.int("fetch.max.bytes") as usize);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let mut shutdown = b.shutdown.clone();
+    let read = loop {
+        // Subscribe before reading, so an append that lands in between still wakes us.
+        let mut watchers: Vec<watch::Receiver<i64>> = wanted
+            .iter()
+            .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
+            .collect();
+        let read = read_all(&wanted, response_max_bytes, req.isolation_level);
+        let enough = read.bytes >= req.min_bytes.max(0) as usize || read.any_error;
+        if enough
+            || tokio::time::Instant::now() >= deadline
+            || watchers.is_empty()
+            || *shutdown.borrow()
+        {
+            break read;
+        }
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    };
+    for (w, p) in wanted.iter().zip(read.partitions) {
+        topics[w.topic_index].partitions.push(p);
+    }
+    encode(ctx, top, topics)
+}
+
+fn encode(ctx: &RequestContext, top: FetchTop, topics: Vec<FetchTopic<SendRegion>>) -> Reply {
+    match encode_fetch_response(ctx.version, ctx.correlation_id, top, topics) {
+        Ok(chunks) => Reply::Chunks(chunks),
+        Err(e) => {
+            tracing::error!(error = %e, "fetch response encoding failed");
+            Reply::Chunks(Vec::new())
+        }
+    }
+}
+
+struct ReadAll {
+    partitions: Vec<FetchPartition<SendRegion>>,
+    bytes: usize,
+    any_error: bool,
+}
+
+fn read_all(wanted: &[Wanted], response_max_bytes: usize, isolation_level: i8) -> ReadAll {
+    let mut out = ReadAll {
+        partitions: Vec::with_capacity(wanted.len()),
+        bytes: 0,
+        any_error: false,
+    };
+    for w in wanted {
+        let mut data = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+        // Aborted transactions are listed only for read_committed; there are none.
+        data.aborted_transactions = if isolation_level == READ_COMMITTED {
+            Some(Vec::new())
+        } else {
+            None
+        };
+        let mut records = Vec::new();
+        let error = w.error.or_else(|| {
+            let part = w.part.as_ref().expect("resolved partition");
+            let epoch = part.leader_epoch();
+            if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
+                return Some(if w.current_leader_epoch > epoch {
+                    E::UnknownLeaderEpoch
+                } else {
+                    E::FencedLeaderEpoch
+                });
+            }
+            let budget = (w.partition_max_bytes.max(0) as usize)
+                .min(response_max_bytes.saturating_sub(out.bytes));
+            // KIP-74: the first partition with data returns at least one whole batch.
+            let min_one = out.bytes == 0;
+            let log = part.lock();
+            match log.read(w.fetch_offset, budget, min_one) {
+                Ok(r) => {
+                    data.high_watermark = r.high_watermark;
+                    data.last_stable_offset = r.high_watermark;
+                    data.log_start_offset = r.log_start_offset;
+                    if let Some(slice) = r.slice {
+                        out.bytes += slice.len;
+                        records.push(Chunk::Region(SendRegion(slice)));
+                    }
+                    None
+                }
+                Err(e) => {
+                    data.high_watermark = log.high_watermark();
+                    data.last_stable_offset = log.high_watermark();
+                    data.log_start_offset = log.log_start_offset();
+                    Some(error_code::storage(&e))
+                }
+            }
+        });
+        if let Some(e) = error {
+            data.error_code = e.code();
+            out.any_error = true;
+        }
+        out.partitions.push(FetchPartition { data, records });
+    }
+    out
+}

@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use sluice_raft::MetadataCommand;
+
+use super::alter_configs::broker_configs_are_static;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::topics::{self, Refusal};
+
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub async fn handle(
+    b: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::new();
+    for res in req.resources {
+        let name = res.resource_name.to_string();
+        let outcome = match res.resource_type {
+            RESOURCE_TOPIC => alter_topic(b, &name, &res.configs, req.validate_only).await,
+            RESOURCE_BROKER => Err(broker_configs_are_static()),
+            other => Err(Refusal::new(
+                E::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
+        };
+        let mut r = AlterConfigsResourceResponse::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name);
+        if let Err(refusal) = outcome {
+            r.error_code = refusal.error.code();
+            r.error_message = Some(str_bytes(refusal.message));
+        }
+        responses.push(r);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+async fn alter_topic(
+    b: &Broker,
+    name: &str,
+    ops: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    if b.image().topic(name).is_none() {
+        return Err(Refusal::new(
+            E::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        ));
+    }
+    let mut set = BTreeMap::new();
+    let mut delete = Vec::new();
+    for op in ops {
+        let key = op.name.to_string();
+        if !topics::is_known_topic_config(&key) {
+            return Err(Refusal::new(
+                E::InvalidConfig,
+                format!("unknown or unsupported topic config {key}"),
+            ));
+        }
+        match op.config_operation {
+            OP_SET => {
+                let Some(v) = &op.value else {
+                    return Err(Refusal::new(
+                        E::InvalidConfig,
+                        format!("null value for config {key}"),
+                    ));
+                };
+                set.insert(key, v.to_string());
+            }
+            OP_DELETE => delete.push(key),
+            OP_APPEND | OP_SUBTRACT => {
+                return Err(Refusal::new(
+                    E::InvalidConfig,
+                    format!("config {key} is not a list: APPEND and SUBTRACT do not apply"),
+                ))
+            }
+            other => {
+                return Err(Refusal::new(
+                    E::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    topics::validate_configs(&set)?;
+    if validate_only {
+        return Ok(());
+    }
+    topics::propose_simple(
+        b,
+        MetadataCommand::AlterTopicConfigs {
+            name: name.to_owned(),
+            set,
+            delete,
+        },
+    )
+    .await
+}

@@ -1,0 +1,88 @@
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::Broker;
+use crate::dispatch::RequestContext;
+use crate::error_code;
+
+pub const VERSIONS: RangeInclusive<i16> = 1..=8;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub fn handle(
+    b: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(part) = b.replicas.get(t.name.0.as_str(), p.partition_index) else {
+                        r.error_code = E::UnknownTopicOrPartition.code();
+                        return r;
+                    };
+                    let epoch = part.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        r.error_code = if p.current_leader_epoch > epoch {
+                            E::UnknownLeaderEpoch.code()
+                        } else {
+                            E::FencedLeaderEpoch.code()
+                        };
+                        return r;
+                    }
+                    let log = part.lock();
+                    // No transactions: the last stable offset is the high watermark.
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => {
+                            r.error_code = E::InvalidRequest.code();
+                            return r;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            if ctx.version >= 4 {
+                                r.leader_epoch = if p.timestamp == LATEST {
+                                    log.latest_epoch().unwrap_or(epoch)
+                                } else {
+                                    log.epoch_for_offset(offset)
+                                };
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => r.error_code = error_code::storage(&e).code(),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,110 @@
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::dispatch::{Reply, RequestContext};
+use crate::error_code;
+use crate::metrics::Metrics;
+
+/// v13 names topics by id only; up to v12 by name.
+pub const VERSIONS: RangeInclusive<i16> = 3..=12;
+
+pub async fn handle(b: &Arc<Broker>, _ctx: &RequestContext, req: ProduceRequest) -> Reply {
+    let acks = req.acks;
+    let refuse_all = if req.transactional_id.is_some() {
+        Some(E::TransactionalIdAuthorizationFailed)
+    } else if !matches!(acks, -1..=1) {
+        Some(E::InvalidRequiredAcks)
+    } else {
+        None
+    };
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let partition_responses = topic
+            .partition_data
+            .into_iter()
+            .map(|pd| {
+                let r = PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_base_offset(-1);
+                match refuse_all {
+                    Some(e) => r.with_error_code(e.code()),
+                    None => append(b, &name, pd.index, pd.records.as_deref(), acks, r),
+                }
+            })
+            .collect();
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if acks == 0 {
+        return Reply::Nothing;
+    }
+    Reply::Message(ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
+    ))
+}
+
+fn append(
+    b: &Broker,
+    topic: &str,
+    partition: i32,
+    records: Option<&[u8]>,
+    acks: i16,
+    r: PartitionProduceResponse,
+) -> PartitionProduceResponse {
+    let Some(part) = b.replicas.get(topic, partition) else {
+        return r.with_error_code(E::UnknownTopicOrPartition.code());
+    };
+    let Some(records) = records else {
+        return r.with_error_code(E::CorruptMessage.code());
+    };
+    let mut log = part.lock();
+    if acks == -1 {
+        let isr = b
+            .image()
+            .topic(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .map_or(0, |p| p.isr.len());
+        if (isr as i32) < log.config().min_insync_replicas {
+            return r.with_error_code(E::NotEnoughReplicas.code());
+        }
+    }
+    match log.append_as_leader(records, part.leader_epoch(), now_ms()) {
+        Ok(a) => {
+            part.advance_hw_to_leo(&mut log);
+            Metrics::add(&b.metrics.produced_records, a.records as u64);
+            Metrics::add(
+                &b.metrics.produced_bytes,
+                if a.duplicate { 0 } else { records.len() as u64 },
+            );
+            r.with_base_offset(a.base_offset)
+                .with_log_append_time_ms(a.log_append_time_ms)
+                .with_log_start_offset(a.log_start_offset)
+        }
+        Err(e) => {
+            let code = error_code::storage(&e);
+            tracing::debug!(topic, partition, error = %e, "produce refused");
+            let mut r = r
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(e.to_string())));
+            if code == E::InvalidRecord || code == E::CorruptMessage {
+                r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(0)
+                    .with_batch_index_error_message(Some(str_bytes(e.to_string())))];
+            }
+            r
+        }
+    }
+}

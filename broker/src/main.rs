@@ -1,0 +1,68 @@
+use clap::Parser;
+use sluice::broker::Broker;
+use sluice::config::{BrokerConfig, Cli};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match BrokerConfig::load(Cli::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "bad configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "sluice stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listener = TcpListener::bind(&config.cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.cli.listen))?;
+    let metrics_listener = match config.cli.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let broker = Broker::open(config, shutdown_rx.clone()).await?;
+    if let Some(l) = metrics_listener {
+        tokio::spawn(sluice::metrics::serve(l, broker.metrics.clone()));
+    }
+    let local = listener.local_addr()?;
+    let (host, port) = broker.config.advertised();
+    tracing::info!(listen = %local, advertised = %format!("{host}:{port}"), node_id = broker.node_id, data_dir = %broker.config.cli.data_dir.display(), "sluice ready to serve");
+    let server = tokio::spawn(sluice::server::run(broker.clone(), listener, shutdown_rx));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    broker.close().await;
+    tracing::info!("sluice stopped cleanly");
+    Ok(())
+}

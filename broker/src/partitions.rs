@@ -1,0 +1,248 @@
+//! The partitions this broker hosts: one [`Partition`] per topic-partition, each a
+//! [`PartitionLog`] behind a mutex plus a watch channel that fires when the high
+//! watermark moves (long-polling fetches wait on it).
+//!
+//! Directories are `{data_dir}/{topic}-{partition}`, each with a `partition.metadata`
+//! file naming the topic id, so that a topic deleted and re-created under the same name
+//! while the broker was down is recognised and its old data dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use sluice_raft::{MetadataImage, TopicMeta};
+use sluice_storage::config::LogConfig;
+use sluice_storage::PartitionLog;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::now_ms;
+
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub topic_id: Uuid,
+    pub log: Mutex<PartitionLog>,
+    leader_epoch: std::sync::atomic::AtomicI32,
+    hw_tx: watch::Sender<i64>,
+}
+
+impl Partition {
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Subscribes to high-watermark changes (subscribe *before* reading, so an append
+    /// between the read and the wait is not missed).
+    pub fn watch_hw(&self) -> watch::Receiver<i64> {
+        self.hw_tx.subscribe()
+    }
+
+    /// Advances the high watermark to the log end (the only replica) and wakes fetchers.
+    pub fn advance_hw_to_leo(&self, log: &mut PartitionLog) {
+        let leo = log.log_end_offset();
+        log.set_high_watermark(leo);
+        self.hw_tx.send_replace(leo);
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
+        // A panic while holding the lock leaves a log whose in-memory view may be
+        // behind its file; nothing is half-written in memory, so keep serving.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub struct ReplicaManager {
+    data_dir: PathBuf,
+    node_id: i32,
+    log_defaults: BTreeMap<String, String>,
+    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Serialises `sync` so two metadata updates never race on directories.
+    sync_lock: Mutex<()>,
+}
+
+const PARTITION_METADATA: &str = "partition.metadata";
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+}
+
+impl ReplicaManager {
+    pub fn new(data_dir: &Path, node_id: i32, log_defaults: BTreeMap<String, String>) -> Self {
+        ReplicaManager {
+            data_dir: data_dir.to_owned(),
+            node_id,
+            log_defaults,
+            partitions: RwLock::new(HashMap::new()),
+            sync_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_owned(), partition))
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        let mut v: Vec<_> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+        v
+    }
+
+    pub fn log_config(&self, topic: &TopicMeta) -> LogConfig {
+        // Topic configs were validated before they reached the metadata log.
+        LogConfig::resolve(&topic.configs, &self.log_defaults).unwrap_or_default()
+    }
+
+    pub fn log_defaults(&self) -> &BTreeMap<String, String> {
+        &self.log_defaults
+    }
+
+    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// Brings the hosted partitions in line with the metadata image: opens logs for
+    /// partitions led here, applies config changes, deletes partitions of topics that
+    /// are gone (or were re-created with a new id).
+    pub fn sync(&self, image: &MetadataImage) -> Result<(), sluice_storage::Error> {
+        let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current: Vec<Arc<Partition>> = self.all();
+        // Drop what the image no longer has.
+        for p in &current {
+            let keep = image
+                .topic(&p.topic)
+                .is_some_and(|t| t.id == p.topic_id && (p.index as usize) < t.partitions.len());
+            if !keep {
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(p.topic.clone(), p.index));
+                self.delete_dir(&self.partition_dir(&p.topic, p.index));
+                tracing::info!(topic = %p.topic, partition = p.index, "deleted partition");
+            }
+        }
+        for topic in image.topics.values() {
+            let config = self.log_config(topic);
+            for pm in &topic.partitions {
+                if !pm.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                if let Some(p) = self.get(&topic.name, pm.partition) {
+                    let mut log = p.lock();
+                    if log.config() != &config {
+                        log.set_config(config.clone());
+                    }
+                    if pm.leader_epoch != p.leader_epoch() {
+                        p.leader_epoch
+                            .store(pm.leader_epoch, std::sync::atomic::Ordering::Release);
+                        log.assign_epoch(pm.leader_epoch);
+                    }
+                    continue;
+                }
+                let dir = self.partition_dir(&topic.name, pm.partition);
+                if dir.exists() && read_topic_id(&dir).is_some_and(|id| id != topic.id) {
+                    self.delete_dir(&dir);
+                }
+                let mut log = PartitionLog::open(&dir, config.clone(), now_ms())?;
+                if read_topic_id(&dir).is_none() {
+                    let text = format!("version: 0\ntopic_id: {}\n", topic.id);
+                    sluice_storage::log::write_atomically(
+                        &dir,
+                        PARTITION_METADATA,
+                        text.as_bytes(),
+                    )
+                    .map_err(|source| sluice_storage::Error::Io {
+                        op: "writing partition.metadata",
+                        source,
+                    })?;
+                }
+                log.assign_epoch(pm.leader_epoch);
+                let hw = log.high_watermark();
+                let (hw_tx, _) = watch::channel(hw);
+                let p = Arc::new(Partition {
+                    topic: topic.name.clone(),
+                    index: pm.partition,
+                    topic_id: topic.id,
+                    log: Mutex::new(log),
+                    leader_epoch: pm.leader_epoch.into(),
+                    hw_tx,
+                });
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((topic.name.clone(), pm.partition), p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a partition directory: renamed first, so a crash mid-delete never leaves a
+    /// half-deleted log under the live name.
+    fn delete_dir(&self, dir: &Path) {
+        let doomed = dir.with_extension(format!("{}-delete", Uuid::new_v4().simple()));
+        let target = if std::fs::rename(dir, &doomed).is_ok() {
+            doomed
+        } else {
+            dir.to_owned()
+        };
+        if let Err(e) = std::fs::remove_dir_all(&target) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %target.display(), error = %e, "could not delete partition directory");
+            }
+        }
+    }
+
+    /// Removes leftovers of deletions interrupted by a crash.
+    pub fn clean_deleted_dirs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with("-delete") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Periodic work: retention and time-based flushes.
+    pub fn housekeeping(&self, retention_due: bool) {
+        let now = now_ms();
+        for p in self.all() {
+            let mut log = p.lock();
+            if let Err(e) = log.flush_if_due(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+            if retention_due {
+                if let Err(e) = log.enforce_retention(now) {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes every log (clean shutdown).
+    pub fn close_all(&self) {
+        let now = now_ms();
+        for p in self.all() {
+            let mut log = p.lock();
+            if let Err(e) = log.flush(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Topic administration shared by CreateTopics, Metadata auto-creation and the config
+//! APIs: name rules, creation through the metadata quorum, effective configs.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError as E;
+use sluice_raft::{CommandOutcome, MetadataCommand, TopicMeta};
+use sluice_storage::config::{
+    topic_config_def, validate_topic_config, ConfigError, ConfigKind, TOPIC_CONFIGS,
+};
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::error_code;
+
+/// Names the broker keeps for itself.
+pub const RESERVED_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__cluster_metadata",
+];
+
+/// A refusal with Kafka's code and a message for the client.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub error: E,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(error: E, message: impl Into<String>) -> Self {
+        Refusal {
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), Refusal> {
+    let bad = |why: &str| {
+        Err(Refusal::new(
+            E::InvalidTopicException,
+            format!("topic name {name:?} is illegal: {why}"),
+        ))
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return bad("it is longer than 249 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return bad("it contains characters other than ASCII alphanumerics, '.', '_' and '-'");
+    }
+    if RESERVED_TOPICS.contains(&name) {
+        return bad("the name is reserved for the broker's internal use");
+    }
+    Ok(())
+}
+
+pub fn config_refusal(e: &ConfigError) -> Refusal {
+    Refusal::new(E::InvalidConfig, e.to_string())
+}
+
+pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    for (k, v) in configs {
+        validate_topic_config(k, v).map_err(|e| config_refusal(&e))?;
+    }
+    Ok(())
+}
+
+/// Checks and (unless `validate_only`) creates a topic. `partitions`/`replication_factor`
+/// of -1 take the broker defaults.
+pub async fn create_topic(
+    b: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(Uuid, i32, i16), Refusal> {
+    validate_topic_name(name)?;
+    let partitions = if partitions == -1 {
+        b.config.int("num.partitions") as i32
+    } else {
+        partitions
+    };
+    let replication_factor = if replication_factor == -1 {
+        b.config.int("default.replication.factor") as i16
+    } else {
+        replication_factor
+    };
+    if partitions <= 0 {
+        return Err(Refusal::new(
+            E::InvalidPartitions,
+            "number of partitions must be larger than 0",
+        ));
+    }
+    if replication_factor <= 0 {
+        return Err(Refusal::new(
+            E::InvalidReplicationFactor,
+            "replication factor must be larger than 0",
+        ));
+    }
+    let image = b.image();
+    let brokers = image.brokers.len();
+    if replication_factor as usize > brokers {
+        return Err(Refusal::new(
+            E::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} is larger than the {brokers} available brokers"),
+        ));
+    }
+    validate_configs(&configs)?;
+    if image.topic(name).is_some() {
+        return Err(Refusal::new(
+            E::TopicAlreadyExists,
+            format!("topic '{name}' already exists"),
+        ));
+    }
+    if validate_only {
+        return Ok((Uuid::nil(), partitions, replication_factor));
+    }
+    let id = Uuid::new_v4();
+    let cmd = MetadataCommand::CreateTopic {
+        name: name.to_owned(),
+        id,
+        partitions,
+        replication_factor,
+        configs,
+    };
+    match b.metadata.propose(cmd).await {
+        Ok(CommandOutcome::TopicCreated { id }) => {
+            // Host the new partitions before answering, so the client can use them at once.
+            b.replicas
+                .sync(&b.image())
+                .map_err(|e| Refusal::new(error_code::storage(&e), e.to_string()))?;
+            tracing::info!(
+                topic = name,
+                partitions,
+                replication_factor,
+                "created topic"
+            );
+            Ok((id, partitions, replication_factor))
+        }
+        Ok(CommandOutcome::Rejected(e)) => {
+            Err(Refusal::new(error_code::metadata(&e), e.to_string()))
+        }
+        Ok(other) => Err(Refusal::new(
+            E::UnknownServerError,
+            format!("unexpected outcome {other:?}"),
+        )),
+        Err(e) => Err(Refusal::new(error_code::quorum(&e), e.to_string())),
+    }
+}
+
+/// Runs a metadata command whose success outcome is `Ok` and re-syncs hosted partitions.
+pub async fn propose_simple(b: &Broker, cmd: MetadataCommand) -> Result<(), Refusal> {
+    match b.metadata.propose(cmd).await {
+        Ok(CommandOutcome::Rejected(e)) => {
+            Err(Refusal::new(error_code::metadata(&e), e.to_string()))
+        }
+        Ok(_) => b
+            .replicas
+            .sync(&b.image())
+            .map_err(|e| Refusal::new(error_code::storage(&e), e.to_string())),
+        Err(e) => Err(Refusal::new(error_code::quorum(&e), e.to_string())),
+    }
+}
+
+/// Kafka's ConfigSource values.
+pub mod source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// Kafka's ConfigType values (DescribeConfigs v3+).
+pub fn config_type(kind: ConfigKind) -> i8 {
+    match kind {
+        ConfigKind::Long { .. } => 5,
+        ConfigKind::Int { .. } => 3,
+        ConfigKind::OneOf(_) => 2,
+    }
+}
+
+/// One effective config of a topic.
+#[derive(Debug, Clone)]
+pub struct EffectiveConfig {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub config_type: i8,
+    /// The value from the layer below, as a synonym (broker setting or default).
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveConfig> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = topic.configs.get(def.name) {
+                synonyms.push((def.name.to_owned(), v.clone(), source::DYNAMIC_TOPIC_CONFIG));
+            }
+            if let Some(v) = b.config.log_defaults.get(def.broker_name) {
+                synonyms.push((
+                    def.broker_name.to_owned(),
+                    v.clone(),
+                    source::STATIC_BROKER_CONFIG,
+                ));
+            }
+            synonyms.push((
+                def.broker_name.to_owned(),
+                def.default.to_owned(),
+                source::DEFAULT_CONFIG,
+            ));
+            let (_, value, source) = synonyms[0].clone();
+            EffectiveConfig {
+                name: def.name,
+                value,
+                source,
+                config_type: config_type(def.kind),
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+pub fn is_known_topic_config(name: &str) -> bool {
+    topic_config_def(name).is_some()
+}
