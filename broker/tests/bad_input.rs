@@ -1,0 +1,184 @@
+//! Bad input over raw sockets against the real binary: the broker answers with Kafka's
+//! error or closes the connection, keeps serving others, and stores nothing.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, MetadataRequest, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(config: &str) -> Broker {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Broker {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+fn connect(b: &Broker) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn request(key: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("raw")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.to_vec()
+}
+
+fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+fn api_versions_ok(b: &Broker) {
+    let mut s = connect(b);
+    s.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    let r = read_frame(&mut s).expect("ApiVersions answered");
+    assert_eq!(&r[..4], &1i32.to_be_bytes());
+    assert_eq!(&r[4..6], &0i16.to_be_bytes(), "no error");
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let b = start("\"socket.request.max.bytes\" = 1048576\n");
+    // A length prefix far beyond the limit: closed without allocating it.
+    let mut s = connect(&b);
+    s.write_all(&0x7fff_ffffi32.to_be_bytes()).unwrap();
+    assert!(closed(&mut s));
+    // Negative length.
+    let mut s = connect(&b);
+    s.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert!(closed(&mut s));
+    // Garbage that is a complete frame of an unknown api key.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 0, 8, 0x03, 0xe7, 0, 0, 0, 0, 0, 1])
+        .unwrap();
+    assert!(closed(&mut s));
+    // A truncated body of a known api.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 0, 9, 0, 3, 0, 12, 0, 0, 0, 1, 0xff])
+        .unwrap();
+    assert!(closed(&mut s));
+    // A half frame then EOF.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 0, 100, 1, 2, 3]).unwrap();
+    drop(s);
+    api_versions_ok(&b);
+}
+
+#[test]
+fn api_versions_above_supported_gets_v0_fallback() {
+    let b = start("");
+    // Rewrite as version 99 by hand: the encoder refuses unknown versions.
+    let mut frame = request(ApiKey::ApiVersions, 0, 42, &ApiVersionsRequest::default());
+    frame[6..8].copy_from_slice(&99i16.to_be_bytes());
+    let mut s = connect(&b);
+    s.write_all(&frame).unwrap();
+    let r = read_frame(&mut s).expect("fallback answer");
+    assert_eq!(&r[..4], &42i32.to_be_bytes());
+    assert_eq!(i16::from_be_bytes([r[4], r[5]]), 35, "UNSUPPORTED_VERSION");
+    let n = i32::from_be_bytes([r[6], r[7], r[8], r[9]]);
+    assert!(n > 20, "lists the supported apis");
+}
+
+#[test]
+fn unknown_topic_without_auto_create() {
+    let b = start("\"auto.create.topics.enable\" = false\n");
+    let mut s = connect(&b);
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("nope"))))]))
+        .with_allow_auto_topic_creation(true);
+    s.write_all(&request(ApiKey::Metadata, 9, 3, &req)).unwrap();
+    let r = read_frame(&mut s).expect("metadata");
+    use kafka_protocol::protocol::Decodable;
+    // v9 is flexible: correlation id, then an empty tag buffer.
+    let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+    let resp = kafka_protocol::messages::MetadataResponse::decode(&mut body, 9).unwrap();
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(resp.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    // and nothing was created
+    let mut s = connect(&b);
+    s.write_all(&request(
+        ApiKey::Metadata,
+        9,
+        4,
+        &MetadataRequest::default().with_topics(None),
+    ))
+    .unwrap();
+    let r = read_frame(&mut s).unwrap();
+    let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+    let resp = kafka_protocol::messages::MetadataResponse::decode(&mut body, 9).unwrap();
+    assert!(resp.topics.is_empty());
+}
