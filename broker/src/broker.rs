@@ -72,17 +72,14 @@ impl Broker {
             .get(&node_id)
             .is_some_and(|b| b.host == host && b.port == port);
         if !registered {
-            match metadata
-                .propose(MetadataCommand::RegisterBroker {
-                    node_id,
-                    host,
-                    port,
-                    rack: None,
-                })
-                .await?
-            {
-                CommandOutcome::Rejected(e) => return Err(StartError::Registration(e.to_string())),
-                _ => {}
+            let cmd = MetadataCommand::RegisterBroker {
+                node_id,
+                host,
+                port,
+                rack: None,
+            };
+            if let CommandOutcome::Rejected(e) = metadata.propose(cmd).await? {
+                return Err(StartError::Registration(e.to_string()));
             }
         }
         let replicas = ReplicaManager::new(&data_dir, node_id, config.log_defaults.clone());

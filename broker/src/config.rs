@@ -130,8 +130,8 @@ impl BrokerConfig {
                         },
                     )?;
                     log_defaults.insert(key, value);
-                } else if settings.contains_key(&key) {
-                    settings.insert(key, value);
+                } else if let Some(slot) = settings.get_mut(&key) {
+                    *slot = value;
                 } else {
                     return Err(ConfigError::UnknownKey { key });
                 }

@@ -26,7 +26,7 @@ impl RegionLen for SendRegion {
 /// What a handler gives the connection to send.
 #[derive(Debug)]
 pub enum Reply {
-    Message(ResponseKind),
+    Message(Box<ResponseKind>),
     /// A response already framed, with file regions (Fetch).
     Chunks(Vec<Chunk<SendRegion>>),
     /// No response at all (Produce with acks=0).
@@ -101,7 +101,7 @@ pub async fn dispatch(b: &Arc<Broker>, request: Request, client_host: &str) -> R
     };
     use RequestKind as Q;
     use ResponseKind as R;
-    let m = Reply::Message;
+    let m = |r: ResponseKind| Reply::Message(Box::new(r));
     match request.body {
         Q::Produce(r) => produce::handle(b, &ctx, r).await,
         Q::Fetch(r) => fetch::handle(b, &ctx, r).await,

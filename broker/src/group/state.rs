@@ -275,7 +275,7 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         match self.state {
             GroupState::CompletingRebalance | GroupState::Stable
-                if !changed && !(self.state == GroupState::Stable && is_leader) =>
+                if !(changed || self.state == GroupState::Stable && is_leader) =>
             {
                 Pending::Now(self.current_join_result(&id))
             }

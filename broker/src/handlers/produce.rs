@@ -51,9 +51,8 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestContext, req: ProduceRequest)
     if acks == 0 {
         return Reply::Nothing;
     }
-    Reply::Message(ResponseKind::Produce(
-        ProduceResponse::default().with_responses(responses),
-    ))
+    let resp = ProduceResponse::default().with_responses(responses);
+    Reply::Message(Box::new(ResponseKind::Produce(resp)))
 }
 
 fn append(

@@ -178,13 +178,7 @@ fn timestamps_and_epochs() {
             5
         };
         log.assign_epoch(epoch);
-        append(
-            &mut log,
-            &batch(1000 + i * 10, &[b"a", b"b"]),
-            epoch as i32,
-            0,
-        )
-        .unwrap();
+        append(&mut log, &batch(1000 + i * 10, &[b"a", b"b"]), epoch, 0).unwrap();
     }
     // batch i holds offsets 2i, 2i+1 with timestamps 1000+10i, 1000+10i+1
     assert_eq!(
