@@ -24,6 +24,10 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes of requests being read or handled, across all connections
+    /// (`queued.max.request.bytes`).
+    pub request_memory: Arc<tokio::sync::Semaphore>,
+    pub request_memory_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +90,12 @@ impl Broker {
         replicas.clean_deleted_dirs();
         replicas.sync(&metadata.image())?;
         let groups = GroupCoordinator::open(&data_dir.join("__consumer_offsets-0"), &config)?;
+        let request_memory_bytes = config
+            .int("queued.max.request.bytes")
+            .clamp(1 << 20, u32::MAX as i64) as usize;
         let broker = Arc::new(Broker {
+            request_memory: Arc::new(tokio::sync::Semaphore::new(request_memory_bytes)),
+            request_memory_bytes,
             producer_ids: ProducerIdManager::default(),
             config,
             node_id,

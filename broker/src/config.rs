@@ -46,6 +46,8 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("group.max.size", "2147483647"),
     ("offset.metadata.max.bytes", "4096"),
     ("socket.request.max.bytes", "104857600"),
+    // Kafka's default is unbounded; Sluice bounds request memory by default.
+    ("queued.max.request.bytes", "536870912"),
     // Sluice: connections accepted at once, and requests read ahead per connection.
     ("max.connections", "10000"),
     ("max.inflight.requests.per.connection", "16"),

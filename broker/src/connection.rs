@@ -44,9 +44,31 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
     let writer = tokio::spawn(write_loop(wr, rx, broker.clone()));
     let max_frame = broker.config.int("socket.request.max.bytes") as usize;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     'conn: loop {
         // Handle every complete frame already buffered.
         loop {
+            // Account for the frame's bytes before buffering them: the request memory
+            // of all connections together is bounded by queued.max.request.bytes.
+            let len = match sluice_wire::frame::peek_len(&buf, max_frame) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    Metrics::add(&broker.metrics.request_errors, 1);
+                    tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                    break 'conn;
+                }
+            };
+            if held.is_none() {
+                let permits = len.clamp(1, broker.request_memory_bytes) as u32;
+                tokio::select! {
+                    p = broker.request_memory.clone().acquire_many_owned(permits) => match p {
+                        Ok(p) => held = Some(p),
+                        Err(_) => break 'conn,
+                    },
+                    _ = shutdown.changed() => break 'conn,
+                }
+            }
             let frame = match sluice_wire::frame::take_frame(&mut buf, max_frame) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -56,7 +78,9 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
                     break 'conn;
                 }
             };
-            match handle_frame(&broker, frame, &client_host).await {
+            let reply = handle_frame(&broker, frame, &client_host).await;
+            held = None;
+            match reply {
                 Ok(Some(chunks)) => {
                     if tx.send(chunks).await.is_err() {
                         break 'conn;

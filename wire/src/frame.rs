@@ -12,12 +12,9 @@ pub enum FrameError {
     Negative { size: i32 },
 }
 
-/// Takes one complete frame body off the front of `buf`.
-///
-/// Returns `Ok(None)` while the frame is incomplete. The length is checked against
-/// `max_frame_bytes` before the caller could reserve space for it, so a hostile length
-/// prefix cannot make the broker allocate.
-pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Bytes>, FrameError> {
+/// The body length of the frame at the front of `buf`, once its prefix is there; checked
+/// against `max_frame_bytes` so a caller can account for it before buffering it.
+pub fn peek_len(buf: &[u8], max_frame_bytes: usize) -> Result<Option<usize>, FrameError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -31,14 +28,26 @@ pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<B
             max: max_frame_bytes,
         });
     }
-    let total = 4 + size as usize;
+    Ok(Some(size as usize))
+}
+
+/// Takes one complete frame body off the front of `buf`.
+///
+/// Returns `Ok(None)` while the frame is incomplete. The length is checked against
+/// `max_frame_bytes` before the caller could reserve space for it, so a hostile length
+/// prefix cannot make the broker allocate.
+pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Bytes>, FrameError> {
+    let Some(size) = peek_len(buf, max_frame_bytes)? else {
+        return Ok(None);
+    };
+    let total = 4 + size;
     if buf.len() < total {
         // Reserve only what this (bounded) frame still needs.
         buf.reserve(total - buf.len());
         return Ok(None);
     }
     buf.advance(4);
-    Ok(Some(buf.split_to(size as usize).freeze()))
+    Ok(Some(buf.split_to(size).freeze()))
 }
 
 #[cfg(test)]
