@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match BrokerConfig::load(Cli::parse()) {
         Ok(c) => c,

@@ -164,7 +164,16 @@ impl MetadataStore {
             .iter()
             .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
             .collect();
-        match self.inner.raft.initialize(members).await {
+        // A restarted node already has a membership; asking openraft to initialize it
+        // again would only be refused (and logged as an error by openraft).
+        let initialized = self.inner.raft.is_initialized().await?;
+        let outcome = if initialized {
+            Ok(())
+        } else {
+            self.inner.raft.initialize(members).await
+        };
+        match outcome {
+            Ok(()) if initialized => {}
             Ok(()) => tracing::info!(voters = ?config.voters, "initialized a new metadata quorum"),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(RaftError::APIError(InitializeError::NotInMembers(_))) => {

@@ -34,7 +34,8 @@ pub async fn handle(
         }
     } else {
         for requested in req.topics.unwrap_or_default() {
-            if let Some(name) = requested.name {
+            // v10+ may name a topic by id (name null); an id wins over a name.
+            if let (true, Some(name)) = (requested.topic_id.is_nil(), requested.name) {
                 topics.push(lookup_by_name(b, name, auto_create).await);
             } else {
                 let image = b.image();
