@@ -637,13 +637,18 @@ impl Group {
     }
 
     /// Whether a commit from this member at this generation may be stored (Kafka's
-    /// `validateOffsetCommit` for classic groups).
+    /// `ClassicGroup.validateOffsetCommit`): members of the current generation may commit
+    /// while a rebalance is being prepared (consumers commit from their revocation
+    /// callbacks), but not while assignments are being handed out.
     pub fn check_commit(
         &self,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), E> {
+        if self.state == GroupState::Dead {
+            return Err(E::CoordinatorNotAvailable);
+        }
         if generation < 0 && member_id.is_empty() {
             // A standalone consumer or an admin: only for a group without members.
             return if self.members.is_empty() {
@@ -652,17 +657,14 @@ impl Group {
                 Err(E::UnknownMemberId)
             };
         }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(E::RebalanceInProgress);
+        }
         self.check_member(member_id, instance_id)?;
         if generation != self.generation {
             return Err(E::IllegalGeneration);
         }
-        match self.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                Err(E::RebalanceInProgress)
-            }
-            GroupState::Dead => Err(E::CoordinatorNotAvailable),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// LeaveGroup for one member: by member id, or by instance id for static members.

@@ -214,3 +214,20 @@ fn protocol_checks() {
     let r = now_result(g2.join(req("", None, &[("range", b"m")]), t, Duration::ZERO, 0));
     assert_eq!(r.error, E::GroupMaxSizeReached.code());
 }
+
+#[test]
+fn commits_allowed_while_preparing_but_not_completing() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, _) = join_new(&mut g, t);
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    assert_eq!(g.check_commit(1, &a, None), Err(E::RebalanceInProgress));
+    let _ = g.sync(1, &a, None, None, None, vec![], t);
+    assert_eq!(g.check_commit(1, &a, None), Ok(()));
+    let (_b, _) = join_new(&mut g, t);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    // a commits from its revocation callback before rejoining
+    assert_eq!(g.check_commit(1, &a, None), Ok(()));
+    assert_eq!(g.check_commit(0, &a, None), Err(E::IllegalGeneration));
+    assert_eq!(g.check_commit(-1, "", None), Err(E::UnknownMemberId));
+}
