@@ -3,6 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOC: sluice_wire::alloc::LazyLargeAlloc = sluice_wire::alloc::LazyLargeAlloc;
 use sluice_storage::batch;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,6 +6,9 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
+#[global_allocator]
+static ALLOC: sluice_wire::alloc::LazyLargeAlloc = sluice_wire::alloc::LazyLargeAlloc;
+
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
     while let Ok(Some(frame)) = sluice_wire::frame::take_frame(&mut buf, 1 << 20) {

@@ -8,7 +8,10 @@
 //! - [`response`]: response header + body encoding into one length-prefixed frame.
 //! - [`fetch`]: a Fetch response writer that interleaves encoded bytes with regions of
 //!   segment files, so the records of a Fetch can go out with sendfile(2).
+//! - [`alloc`]: the global allocator the broker runs with, which makes reservations
+//!   sized from untrusted counts cost address space instead of memory.
 
+pub mod alloc;
 pub mod fetch;
 pub mod frame;
 pub mod request;
