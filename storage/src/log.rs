@@ -395,8 +395,9 @@ impl PartitionLog {
     }
 
     /// Reads from `offset` up to the high watermark: at most `max_bytes`, but the whole
-    /// first batch when `min_one_batch` (KIP-74). Like Kafka, the slice may end inside a
-    /// batch; clients drop a partial trailing batch.
+    /// first batch when `min_one_batch` (KIP-74), and nothing when the first batch does
+    /// not fit otherwise. Like Kafka, the slice may end inside a later batch; clients drop
+    /// a partial trailing batch.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {
         let log_end = self.log_end_offset();
         if offset < self.log_start_offset || offset > log_end {
@@ -431,8 +432,16 @@ impl PartitionLog {
             };
             let available = (end - found.position) as usize;
             let mut len = available.min(max_bytes);
-            if min_one_batch && len < found.header.total_bytes() {
-                len = found.header.total_bytes().min(available);
+            if len < found.header.total_bytes() {
+                // The first batch does not fit: with min_one_batch it is returned whole
+                // (KIP-74); without, nothing is, because a partition holding only part of
+                // a batch looks to clients like a record they can never read (Kafka
+                // drops such a "first entry incomplete" read the same way).
+                len = if min_one_batch {
+                    found.header.total_bytes().min(available)
+                } else {
+                    0
+                };
             }
             if len > 0 {
                 result.slice = Some(FileSlice {

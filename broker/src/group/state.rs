@@ -486,17 +486,20 @@ impl Group {
             .unwrap_or_default();
         let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, *c)).collect();
         for m in self.members.values() {
-            if let Some((_, pick)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+            if let Some((pick, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
                 if let Some(v) = votes.iter_mut().find(|(_, c)| *c == pick) {
                     v.0 += 1;
                 }
             }
         }
-        votes
-            .iter()
-            .max_by_key(|(n, _)| *n)
-            .map(|(_, c)| (*c).clone())
-            .unwrap_or_default()
+        // The most votes win; ties go to the earlier candidate.
+        let mut best: Option<(usize, &String)> = None;
+        for &(count, name) in &votes {
+            if best.is_none_or(|(c, _)| count > c) {
+                best = Some((count, name));
+            }
+        }
+        best.map(|(_, c)| c.clone()).unwrap_or_default()
     }
 
     fn member_list(&self) -> Vec<JoinMember> {

@@ -86,7 +86,14 @@ fn max_bytes_and_min_one_batch() {
     }
     let s = log.read(0, 10, true).unwrap().slice.unwrap();
     assert_eq!(s.len, b.len(), "KIP-74: the whole first batch");
-    assert!(log.read(0, 10, false).unwrap().slice.unwrap().len == 10);
+    assert!(
+        log.read(0, 10, false).unwrap().slice.is_none(),
+        "no partial first batch"
+    );
+    assert_eq!(
+        log.read(0, b.len() + 10, false).unwrap().slice.unwrap().len,
+        b.len() + 10
+    );
     assert_eq!(
         log.read(1, 1 << 20, true).unwrap().slice.unwrap().len,
         b.len() * 3

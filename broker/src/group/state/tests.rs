@@ -231,3 +231,24 @@ fn commits_allowed_while_preparing_but_not_completing() {
     assert_eq!(g.check_commit(0, &a, None), Err(E::IllegalGeneration));
     assert_eq!(g.check_commit(-1, "", None), Err(E::UnknownMemberId));
 }
+
+#[test]
+fn protocol_choice_follows_member_preference() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let r = now_result(g.join(
+        req("", None, &[("range", b"a"), ("roundrobin", b"b")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    let mut rx = waiting(g.join(
+        req(&r.member_id, None, &[("range", b"a"), ("roundrobin", b"b")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    let j = rx.try_recv().unwrap();
+    assert_eq!(j.protocol_name.as_deref(), Some("range"));
+    assert_eq!(j.members[0].metadata, Bytes::from_static(b"a"));
+}

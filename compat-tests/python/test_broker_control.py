@@ -1,0 +1,209 @@
+"""9. Tests that stop, kill or restart the broker, or read its metrics.
+Skipped when KAFKA_BOOTSTRAP is set (the suite cannot control that broker)."""
+
+import os
+import threading
+import time
+
+import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
+
+from compat_util import (
+    RDKAFKA_LOGGER, DeliveryLog, admin, cf_consume_assigned, cf_consumer, cf_produce, create_topic, topic_names,
+    uniq, wait_topic_ready, wait_until, watermarks,
+)
+
+pytestmark = pytest.mark.needs_broker_control
+
+T = 30
+RT = T + 30   # result waits outlive request_timeout: never abandon a pending future
+PARTS = 3
+
+
+@pytest.fixture
+def ctl_broker(broker_factory):
+    """A private broker (own data dir) that the test may stop and kill."""
+    return broker_factory(name="ctl")
+
+
+class BackgroundProducer:
+    """Produces numbered records as fast as librdkafka accepts them until
+    stopped; keeps the delivery reports."""
+
+    def __init__(self, bootstrap, topic, idempotent):
+        self.topic = topic
+        self.log = DeliveryLog()
+        self.lock = threading.Lock()
+        self.p = Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+            "enable.idempotence": idempotent, "message.timeout.ms": 120000,
+            "retry.backoff.ms": 100, "retry.backoff.max.ms": 500,
+            "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
+            "logger": RDKAFKA_LOGGER,
+        })
+        self.sent = 0
+        self.stop_evt = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        i = 0
+        while not self.stop_evt.is_set():
+            try:
+                self.p.produce(self.topic, key=str(i % 50).encode(), value=f"{i:09d}".encode(),
+                               on_delivery=self.log)
+                i += 1
+                self.sent = i
+            except BufferError:
+                pass
+            self.p.poll(0.001 if i % 20 == 0 else 0)
+
+    def delivered(self):
+        return len(self.log.ok)
+
+    def start(self):
+        self.thread.start()
+
+    def finish(self):
+        self.stop_evt.set()
+        self.thread.join(30)
+        remaining = self.p.flush(150)
+        assert remaining == 0, f"{remaining} records neither delivered nor failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
+@pytest.mark.parametrize("hard", [False, True], ids=["sigterm", "kill9"])
+def test_acked_records_survive_restart(ctl_broker, hard, idempotent):
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-produce"), partitions=PARTS,
+                         config={"retention.ms": "86400000"})
+    bp = BackgroundProducer(b.bootstrap, topic, idempotent)
+    bp.start()
+    try:
+        wait_until(lambda: bp.delivered() >= 3000, 60, what="3000 acked records before restart")
+        acked_before = bp.delivered()
+        b.restart(hard=hard)
+        print(f"restarted ({'kill -9' if hard else 'SIGTERM'}, exit code {b.last_exit_code}) "
+              f"after {acked_before} acks")
+        wait_until(lambda: bp.delivered() >= acked_before + 3000, 90,
+                   what="3000 more acked records after the restart")
+    finally:
+        bp.finish()
+
+    delivered = {v for _, _, _, v, _, _ in bp.log.ok}
+    wm = watermarks(b.bootstrap, topic, range(PARTS))
+    stored_count = sum(hi - lo for lo, hi in wm.values())
+    got = cf_consume_assigned(b.bootstrap, topic, range(PARTS), stored_count, timeout=90)
+    stored = [m[3] for m in got]
+    missing = delivered - set(stored)
+    print(f"sent={bp.sent} acked={len(delivered)} failed={len(bp.log.errors)} "
+          f"stored={len(stored)}")
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+    if idempotent:
+        assert len(stored) == len(set(stored)), \
+            f"{len(stored) - len(set(stored))} duplicates with an idempotent producer"
+        for p in range(PARTS):
+            seq = [int(m[3]) for m in got if m[0] == p]
+            assert seq == sorted(seq), f"partition {p} out of order after restart"
+    # topic metadata and config survived too
+    assert topic in topic_names(b.bootstrap)
+    a = admin(b.bootstrap)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    cfg = a.describe_configs([res], request_timeout=T)[res].result(RT)
+    assert cfg["retention.ms"].value == "86400000"
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["sigterm", "kill9"])
+def test_committed_offsets_survive_restart(ctl_broker, hard):
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-offsets"), partitions=2)
+    assert not cf_produce(b.bootstrap, topic, [{"value": f"v{i}".encode(), "partition": i % 2}
+                                               for i in range(60)]).errors
+    group = uniq("ctl-group")
+    c = cf_consumer(b.bootstrap, group=group)
+    try:
+        c.subscribe([topic])
+        n = 0
+        deadline = time.monotonic() + T
+        while n < 60 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                n += 1
+        assert n == 60
+        c.commit(offsets=[TopicPartition(topic, 0, 12, metadata="keep-me"),
+                          TopicPartition(topic, 1, 21)], asynchronous=False)
+    finally:
+        c.close()
+
+    b.restart(hard=hard)
+    wait_topic_ready(b.bootstrap, topic, 2)
+
+    a = admin(b.bootstrap)
+    req = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0), TopicPartition(topic, 1)])]
+
+    def offsets():
+        try:
+            # request_timeout < result timeout: never abandon a pending future
+            # (librdkafka may call back into it after it is gone)
+            res = a.list_consumer_group_offsets(req, request_timeout=5)[group].result(20)
+        except Exception:
+            return None   # coordinator still loading
+        return sorted((tp.partition, tp.offset, tp.metadata) for tp in res.topic_partitions)
+    wait_until(lambda: offsets() is not None, T, 0.5, "group coordinator after restart")
+    got = offsets()
+    assert [(p, o) for p, o, _ in got] == [(0, 12), (1, 21)], got
+    assert got[0][2] == "keep-me"
+
+    c = cf_consumer(b.bootstrap, group=group)
+    try:
+        c.subscribe([topic])
+        first = {}
+        deadline = time.monotonic() + T
+        while len(first) < 2 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                first.setdefault(m.partition(), m.offset())
+        assert first == {0: 12, 1: 21}, f"consumption resumed at {first}"
+    finally:
+        c.close()
+
+
+def test_restart_keeps_port_and_serves(ctl_broker):
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-port"), partitions=1)
+    for hard in (False, True, False):
+        b.restart(hard=hard)
+        log = cf_produce(b.bootstrap, topic, [{"value": b"after restart"}],
+                         conf={"message.timeout.ms": 30000})
+        assert not log.errors, log.errors
+    assert watermarks(b.bootstrap, topic, [0])[0][1] == 3
+
+
+# -- zero-copy ----------------------------------------------------------------------------
+
+SENDFILE = "sluice_fetch_sendfile_bytes_total"
+COPIED = "sluice_fetch_copied_bytes_total"
+
+
+def test_fetch_uses_sendfile(broker):
+    if not broker.metrics_port:
+        pytest.skip("broker has no Prometheus metrics endpoint")
+    text = broker.metrics_text()
+    assert SENDFILE in text and COPIED in text, "zero-copy counters missing from /metrics"
+    topic = create_topic(broker.bootstrap, uniq("ctl-zerocopy"), partitions=2)
+    value_size = 8192
+    count = 1280                     # 10 MiB of values
+    payload = count * value_size
+    recs = [{"value": os.urandom(value_size), "partition": i % 2} for i in range(count)]
+    assert not cf_produce(broker.bootstrap, topic, recs,
+                          conf={"compression.type": "none", "linger.ms": 20}).errors
+    s0, c0 = broker.metric(SENDFILE), broker.metric(COPIED)
+    got = cf_consume_assigned(broker.bootstrap, topic, [0, 1], count, timeout=60,
+                              conf={"fetch.max.bytes": 4 * 1024 * 1024})
+    assert len(got) == count
+    s1, c1 = broker.metric(SENDFILE), broker.metric(COPIED)
+    print(f"sendfile bytes +{s1 - s0:.0f}, copied bytes +{c1 - c0:.0f}, values {payload}")
+    assert s1 - s0 >= payload, \
+        f"{SENDFILE} rose by {s1 - s0:.0f} bytes while consuming {payload} bytes of values " \
+        f"({COPIED} rose by {c1 - c0:.0f})"

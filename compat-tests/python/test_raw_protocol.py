@@ -1,0 +1,184 @@
+"""10. Bad and edge-case input over a raw socket; the broker must survive it
+and keep serving other connections."""
+
+import random
+import time
+
+import pytest
+
+import rawkafka as rk
+from compat_util import cf_consume_assigned, create_topic, uniq, watermarks
+
+CLOSE_TIMEOUT = 10.0
+
+
+def assert_serving(broker):
+    """A fresh connection still gets a valid ApiVersions answer."""
+    versions = rk.api_versions(broker.host, broker.port)
+    assert rk.API_API_VERSIONS in versions and rk.API_METADATA in versions
+
+
+def test_api_versions_v0(broker):
+    versions = rk.api_versions(broker.host, broker.port)
+    lo, hi = versions[rk.API_API_VERSIONS]
+    assert lo == 0 and hi >= 3
+    for key in (0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18, 19, 20, 22):
+        assert key in versions, f"API key {key} not advertised"
+        assert versions[key][0] <= versions[key][1]
+
+
+def test_oversized_length_prefix_closes_connection(broker):
+    with rk.Conn(broker.host, broker.port) as c:
+        c.send_raw(rk.i32(0x7FFFFFFF) + b"\x00\x12\x00\x00\x00\x00\x00\x01")
+        assert c.closed_within(CLOSE_TIMEOUT), \
+            "broker kept the connection open after a 2 GiB frame length"
+    assert_serving(broker)
+
+
+def test_negative_length_prefix_closes_connection(broker):
+    with rk.Conn(broker.host, broker.port) as c:
+        c.send_raw(rk.i32(-5) + b"\x00" * 16)
+        assert c.closed_within(CLOSE_TIMEOUT)
+    assert_serving(broker)
+
+
+def test_truncated_frame_then_close(broker):
+    for _ in range(3):
+        with rk.Conn(broker.host, broker.port) as c:
+            c.send_raw(rk.i32(100) + rk.request_header(rk.API_API_VERSIONS, 0, 1)[:6])
+    # half-sent frame on a connection that stays open must not block others
+    with rk.Conn(broker.host, broker.port) as stuck:
+        stuck.send_raw(rk.i32(64) + b"\x00\x03")
+        assert_serving(broker)
+    assert_serving(broker)
+
+
+def test_random_garbage(broker):
+    rnd = random.Random(1234)
+    for i in range(20):
+        with rk.Conn(broker.host, broker.port) as c:
+            try:
+                c.send_raw(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 600))))
+            except OSError:
+                pass
+    assert_serving(broker)
+
+
+def test_framed_garbage_body_closes_connection(broker):
+    """A well-framed Metadata v1 request whose body claims a huge topic array."""
+    with rk.Conn(broker.host, broker.port) as c:
+        payload = rk.request_header(rk.API_METADATA, 1, 7) + rk.i32(0x7FFFFFF0) + b"\x00\x05abc"
+        c.send_raw(rk.frame(payload))
+        assert c.closed_within(CLOSE_TIMEOUT), "broker answered or hung on an unparsable request"
+    assert_serving(broker)
+
+
+def test_unknown_api_key_closes_connection(broker):
+    with rk.Conn(broker.host, broker.port) as c:
+        c.send_request(999, 0)
+        assert c.closed_within(CLOSE_TIMEOUT), "broker did not close after API key 999"
+    assert_serving(broker)
+
+
+def test_unsupported_version_of_other_api_closes_connection(broker):
+    """Kafka cannot parse a request of a version it does not know (Metadata
+    v99) and closes the connection."""
+    with rk.Conn(broker.host, broker.port) as c:
+        c.send_request(rk.API_METADATA, 99, b"\x00", flexible=True)
+        assert c.closed_within(CLOSE_TIMEOUT)
+    assert_serving(broker)
+
+
+def test_api_versions_unsupported_version(broker):
+    """KIP-511: ApiVersions v99 is answered in v0 format with
+    UNSUPPORTED_VERSION (35) and (at least) ApiVersions' own version range."""
+    with rk.Conn(broker.host, broker.port) as c:
+        body = rk.compact_string("compat-raw") + rk.compact_string("1.0") + rk.uvarint(0)
+        corr = c.send_request(rk.API_API_VERSIONS, 99, body, flexible=True)
+        got_corr, err, versions = rk.parse_api_versions_v0(c.recv_frame())
+        assert got_corr == corr
+        assert err == rk.ERR_UNSUPPORTED_VERSION
+        assert rk.API_API_VERSIONS in versions, versions
+        lo, hi = versions[rk.API_API_VERSIONS]
+        assert lo == 0 and hi >= 3
+        # the connection stays usable
+        corr = c.send_request(rk.API_API_VERSIONS, 0)
+        got_corr, err, _ = rk.parse_api_versions_v0(c.recv_frame())
+        assert (got_corr, err) == (corr, 0)
+
+
+def test_pipelined_requests_answered_in_order(broker):
+    with rk.Conn(broker.host, broker.port) as c:
+        corrs = [c.send_request(rk.API_API_VERSIONS, 0) for _ in range(20)]
+        got = [rk.parse_api_versions_v0(c.recv_frame())[0] for _ in corrs]
+        assert got == corrs
+
+
+def test_metadata_unknown_topic_no_autocreate(broker):
+    topic = uniq("raw-unknown")
+    version, err, name = rk.metadata_topic_error(broker.host, broker.port, topic, False)
+    assert (err, name) == (rk.ERR_UNKNOWN_TOPIC_OR_PARTITION, topic), f"Metadata v{version}"
+
+
+# -- produce edge cases ----------------------------------------------------------------------
+
+def test_produce_acks0_gets_no_response(broker):
+    topic = create_topic(broker.bootstrap, uniq("raw-acks0"), partitions=1)
+    versions = rk.api_versions(broker.host, broker.port)
+    pv = rk.pick_version(versions, rk.API_PRODUCE, rk.PRODUCE_VERSIONS)
+    with rk.Conn(broker.host, broker.port) as c:
+        batch = rk.record_batch([b"a0", b"a1"], int(time.time() * 1000))
+        c.send_request(rk.API_PRODUCE, pv, rk.produce_request_body(pv, topic, 0, batch, acks=0),
+                       flexible=pv >= 9)
+        corr = c.send_request(rk.API_API_VERSIONS, 0)
+        got_corr, err, _ = rk.parse_api_versions_v0(c.recv_frame())
+        assert got_corr == corr, \
+            f"first response has correlation id {got_corr}: the acks=0 Produce was answered"
+    got = cf_consume_assigned(broker.bootstrap, topic, [0], 2)
+    assert [m[3] for m in got] == [b"a0", b"a1"]
+
+
+def test_produce_bad_crc_rejected(broker):
+    topic = create_topic(broker.bootstrap, uniq("raw-crc"), partitions=1)
+    versions = rk.api_versions(broker.host, broker.port)
+    pv = rk.pick_version(versions, rk.API_PRODUCE, rk.PRODUCE_VERSIONS)
+    batch = bytearray(rk.record_batch([b"payload"], int(time.time() * 1000)))
+    batch[-3] ^= 0xFF   # corrupt a byte covered by the CRC
+    with rk.Conn(broker.host, broker.port) as c:
+        corr = c.send_request(rk.API_PRODUCE, pv,
+                              rk.produce_request_body(pv, topic, 0, bytes(batch)),
+                              flexible=pv >= 9)
+        got_corr, err, _ = rk.parse_produce_response(c.recv_frame(), pv)
+        assert got_corr == corr
+        assert err in (2, 87), f"corrupt batch got error {err}, want CORRUPT_MESSAGE (2)"
+    assert watermarks(broker.bootstrap, topic, [0]) == {0: (0, 0)}
+
+
+def test_idempotent_duplicate_and_out_of_order_batches(broker):
+    topic = create_topic(broker.bootstrap, uniq("raw-idem"), partitions=1)
+    versions = rk.api_versions(broker.host, broker.port)
+    pv = rk.pick_version(versions, rk.API_PRODUCE, rk.PRODUCE_VERSIONS)
+    with rk.Conn(broker.host, broker.port) as c:
+        pid, epoch = rk.init_producer_id(c, versions)
+        assert pid >= 0 and epoch >= 0
+        now = int(time.time() * 1000)
+
+        def send(values, seq):
+            batch = rk.record_batch(values, now, pid, epoch, seq)
+            corr = c.send_request(rk.API_PRODUCE, pv,
+                                  rk.produce_request_body(pv, topic, 0, batch), flexible=pv >= 9)
+            got_corr, err, base = rk.parse_produce_response(c.recv_frame(), pv)
+            assert got_corr == corr
+            return err, base
+
+        assert send([b"s0", b"s1"], 0) == (0, 0)
+        assert send([b"s2"], 2) == (0, 2)
+        # exact retry of the last batch: acknowledged again, stored once
+        err, base = send([b"s2"], 2)
+        assert err in (0, rk.ERR_DUPLICATE_SEQUENCE_NUMBER) and (err or base == 2), (err, base)
+        # a gap in the sequence is refused
+        err, _ = send([b"s9"], 9)
+        assert err == rk.ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, err
+        assert send([b"s3"], 3) == (0, 3)
+    got = cf_consume_assigned(broker.bootstrap, topic, [0], 4)
+    assert [m[3] for m in got] == [b"s0", b"s1", b"s2", b"s3"]
