@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(mut config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let listener = TcpListener::bind(&config.cli.listen)
         .await
@@ -52,6 +52,10 @@ async fn run(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         ),
         None => None,
     };
+    if config.cli.advertised.is_none() {
+        // With --listen on port 0, clients must be told the port actually bound.
+        config.cli.advertised = Some(listener.local_addr()?.to_string());
+    }
     let broker = Broker::open(config, shutdown_rx.clone()).await?;
     if let Some(l) = metrics_listener {
         tokio::spawn(sluice::metrics::serve(l, broker.metrics.clone()));

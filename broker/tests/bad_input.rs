@@ -2,9 +2,9 @@
 //! error or closes the connection, keeps serving others, and stores nothing.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -26,40 +26,54 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// Starts the broker on port 0 and learns its port from the "ready" log line, so tests
+/// running in parallel never race for a port.
 fn start(config: &str) -> Broker {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sluice.toml");
     std::fs::write(&cfg, config).unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&cfg)
+        .env("SLUICE_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        // Keep draining stderr so the broker never blocks on a full pipe.
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("ready to serve") {
+                if let Some(tx) = tx.take() {
+                    let port = line
+                        .split("listen=127.0.0.1:")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("broker became ready")
+        .expect("port in the ready line");
     Broker {
         child,
         port,
         _dir: dir,
     }
 }
-
 fn connect(b: &Broker) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -4,8 +4,6 @@ and keep serving other connections."""
 import random
 import time
 
-import pytest
-
 import rawkafka as rk
 from compat_util import cf_consume_assigned, create_topic, uniq, watermarks
 
