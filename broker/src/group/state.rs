@@ -660,12 +660,12 @@ impl Group {
                 Err(E::UnknownMemberId)
             };
         }
-        if self.state == GroupState::CompletingRebalance {
-            return Err(E::RebalanceInProgress);
-        }
         self.check_member(member_id, instance_id)?;
         if generation != self.generation {
             return Err(E::IllegalGeneration);
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(E::RebalanceInProgress);
         }
         Ok(())
     }
