@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use kafka_protocol::error::ResponseError;
 use sluice_raft::{MetadataImage, TopicMeta};
 use sluice_storage::config::LogConfig;
 use sluice_storage::PartitionLog;
@@ -31,6 +32,17 @@ pub struct Partition {
 impl Partition {
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// KIP-320: a client names the leader epoch it believes current (-1: no check). A
+    /// newer one than ours means our metadata lags; an older one means the client's does.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<i32, ResponseError> {
+        let epoch = self.leader_epoch();
+        match requested {
+            r if r < 0 || r == epoch => Ok(epoch),
+            r if r > epoch => Err(ResponseError::UnknownLeaderEpoch),
+            _ => Err(ResponseError::FencedLeaderEpoch),
+        }
     }
 
     /// Subscribes to high-watermark changes (subscribe *before* reading, so an append

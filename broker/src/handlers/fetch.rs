@@ -162,13 +162,8 @@ fn read_all(wanted: &[Wanted], response_max_bytes: usize, isolation_level: i8) -
         let mut records = Vec::new();
         let error = w.error.or_else(|| {
             let part = w.part.as_ref().expect("resolved partition");
-            let epoch = part.leader_epoch();
-            if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
-                return Some(if w.current_leader_epoch > epoch {
-                    E::UnknownLeaderEpoch
-                } else {
-                    E::FencedLeaderEpoch
-                });
+            if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
+                return Some(e);
             }
             let budget = (w.partition_max_bytes.max(0) as usize)
                 .min(response_max_bytes.saturating_sub(out.bytes));

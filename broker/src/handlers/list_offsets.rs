@@ -40,15 +40,13 @@ pub fn handle(
                         r.error_code = E::UnknownTopicOrPartition.code();
                         return r;
                     };
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch {
-                            E::UnknownLeaderEpoch.code()
-                        } else {
-                            E::FencedLeaderEpoch.code()
-                        };
-                        return r;
-                    }
+                    let epoch = match part.check_leader_epoch(p.current_leader_epoch) {
+                        Ok(epoch) => epoch,
+                        Err(e) => {
+                            r.error_code = e.code();
+                            return r;
+                        }
+                    };
                     let log = part.lock();
                     // No transactions: the last stable offset is the high watermark.
                     let found = match p.timestamp {

@@ -33,13 +33,8 @@ pub fn handle(
                         r.error_code = E::UnknownTopicOrPartition.code();
                         return r;
                     };
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch > epoch {
-                            E::UnknownLeaderEpoch.code()
-                        } else {
-                            E::FencedLeaderEpoch.code()
-                        };
+                    if let Err(e) = part.check_leader_epoch(p.current_leader_epoch) {
+                        r.error_code = e.code();
                         return r;
                     }
                     let (leader_epoch, end_offset) =
