@@ -65,6 +65,36 @@ pub fn validate_topic_name(name: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+pub fn unknown_topic(name: &str) -> Refusal {
+    Refusal::new(
+        E::UnknownTopicOrPartition,
+        format!("topic '{name}' does not exist"),
+    )
+}
+
+/// Config resource types DescribeConfigs, AlterConfigs and IncrementalAlterConfigs share.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Why a non-topic config resource cannot be altered.
+pub fn refuse_config_alteration(resource_type: i8) -> Refusal {
+    if resource_type == RESOURCE_BROKER {
+        Refusal::new(
+            E::InvalidRequest,
+            "broker configs are static in Sluice: set them in the config file and restart",
+        )
+    } else {
+        unsupported_resource(resource_type)
+    }
+}
+
+pub fn unsupported_resource(resource_type: i8) -> Refusal {
+    Refusal::new(
+        E::InvalidRequest,
+        format!("resource type {resource_type} is not supported"),
+    )
+}
+
 pub fn config_refusal(e: &ConfigError) -> Refusal {
     Refusal::new(E::InvalidConfig, e.to_string())
 }

@@ -7,11 +7,10 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use sluice_raft::MetadataCommand;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::topics::{self, Refusal};
+use crate::topics::{self, Refusal, RESOURCE_TOPIC};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
@@ -40,11 +39,7 @@ pub async fn handle(
             (RESOURCE_TOPIC, Ok(configs)) => {
                 alter_topic(b, &name, configs, req.validate_only).await
             }
-            (RESOURCE_BROKER, _) => Err(broker_configs_are_static()),
-            (other, _) => Err(Refusal::new(
-                E::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
+            (other, _) => Err(topics::refuse_config_alteration(other)),
         };
         let mut r = AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
@@ -58,13 +53,6 @@ pub async fn handle(
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn broker_configs_are_static() -> Refusal {
-    Refusal::new(
-        E::InvalidRequest,
-        "broker configs are static in Sluice: set them in the config file and restart",
-    )
-}
-
 async fn alter_topic(
     b: &Broker,
     name: &str,
@@ -72,10 +60,7 @@ async fn alter_topic(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     if b.image().topic(name).is_none() {
-        return Err(Refusal::new(
-            E::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        ));
+        return Err(topics::unknown_topic(name));
     }
     topics::validate_configs(&configs)?;
     if validate_only {

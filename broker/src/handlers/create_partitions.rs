@@ -48,10 +48,7 @@ pub async fn handle(
 fn check(b: &Broker, name: &str, count: i32, has_assignments: bool) -> Result<(), Refusal> {
     let image = b.image();
     let Some(topic) = image.topic(name) else {
-        return Err(Refusal::new(
-            E::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        ));
+        return Err(topics::unknown_topic(name));
     };
     let current = topic.partitions.len() as i32;
     if count <= current {

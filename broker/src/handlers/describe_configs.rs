@@ -10,12 +10,9 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::topics::{self, source};
+use crate::topics::{self, source, RESOURCE_BROKER, RESOURCE_TOPIC};
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=4;
-
-pub const RESOURCE_TOPIC: i8 = 2;
-pub const RESOURCE_BROKER: i8 = 4;
 
 pub fn handle(
     b: &Arc<Broker>,
@@ -37,9 +34,9 @@ pub fn handle(
             RESOURCE_TOPIC => {
                 let image = b.image();
                 let Some(topic) = image.topic(&name) else {
-                    result.error_code = E::UnknownTopicOrPartition.code();
-                    result.error_message =
-                        Some(str_bytes(format!("topic '{name}' does not exist")));
+                    let r = topics::unknown_topic(&name);
+                    result.error_code = r.error.code();
+                    result.error_message = Some(str_bytes(r.message));
                     results.push(result);
                     continue;
                 };
@@ -100,9 +97,9 @@ pub fn handle(
                 }
             }
             other => {
-                result.error_code = E::InvalidRequest.code();
-                result.error_message =
-                    Some(str_bytes(format!("resource type {other} is not supported")));
+                let r = topics::unsupported_resource(other);
+                result.error_code = r.error.code();
+                result.error_message = Some(str_bytes(r.message));
             }
         }
         results.push(result);

@@ -8,12 +8,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_raft::MetadataCommand;
 
-use super::alter_configs::broker_configs_are_static;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::topics::{self, Refusal};
+use crate::topics::{self, Refusal, RESOURCE_TOPIC};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
@@ -32,11 +30,7 @@ pub async fn handle(
         let name = res.resource_name.to_string();
         let outcome = match res.resource_type {
             RESOURCE_TOPIC => alter_topic(b, &name, &res.configs, req.validate_only).await,
-            RESOURCE_BROKER => Err(broker_configs_are_static()),
-            other => Err(Refusal::new(
-                E::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
+            other => Err(topics::refuse_config_alteration(other)),
         };
         let mut r = AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
@@ -57,10 +51,7 @@ async fn alter_topic(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     if b.image().topic(name).is_none() {
-        return Err(Refusal::new(
-            E::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        ));
+        return Err(topics::unknown_topic(name));
     }
     let mut set = BTreeMap::new();
     let mut delete = Vec::new();
