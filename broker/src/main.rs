@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_open_file_limit();
     let config = match BrokerConfig::load(Cli::parse()) {
         Ok(c) => c,
         Err(e) => {
@@ -36,6 +37,22 @@ fn main() -> std::process::ExitCode {
             tracing::error!(error = %e, "sluice stopped");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// A partition holds an open segment file (more with old segments), so the soft limit on
+/// open files (often 1,024) caps the partitions a broker can serve far below what the
+/// machine allows. Raise it to the hard limit, as the JVM does for Kafka (MaxFDLimit).
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
     }
 }
 

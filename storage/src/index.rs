@@ -6,6 +6,11 @@
 //! allocated on disk first (fallocate), so a write through the map never lands on a
 //! hole that the filesystem could fail to fill (SIGBUS on ENOSPC). On roll and close the
 //! file is trimmed to its entries, as Kafka does, after the map is dropped.
+//!
+//! No file descriptor is kept: the map is all that is needed to read and write entries,
+//! and the file is reopened only to grow or trim it. With two indexes per partition,
+//! held descriptors would triple a broker's count (10,000 partitions: 30,000 instead of
+//! 10,000), as Kafka avoids by closing its index files once mapped.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -20,7 +25,6 @@ const GROW_STEP_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct IndexFile {
     path: PathBuf,
-    file: File,
     map: Option<MmapMut>,
     entry_bytes: usize,
     entries: usize,
@@ -33,18 +37,11 @@ impl IndexFile {
     /// Opens or creates an index. Existing entries are taken as they are: whoever opens
     /// it must check them ([`IndexFile::truncate_entries`]) or rebuild the index.
     pub fn open(path: &Path, entry_bytes: usize, max_bytes: usize) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let len = file.metadata()?.len() as usize;
+        let len = open_rw(path)?.metadata()?.len() as usize;
         let entries = len / entry_bytes;
         let max_bytes = max_bytes.max(entry_bytes) / entry_bytes * entry_bytes;
         let mut idx = IndexFile {
             path: path.to_owned(),
-            file,
             map: None,
             entry_bytes,
             entries,
@@ -62,14 +59,13 @@ impl IndexFile {
 
     fn remap(&mut self, capacity_bytes: usize) -> io::Result<()> {
         self.map = None;
-        let current = self.file.metadata()?.len() as usize;
+        let file = open_rw(&self.path)?;
+        let current = file.metadata()?.len() as usize;
         if capacity_bytes > current {
-            nix::fcntl::posix_fallocate(self.file.as_fd(), 0, capacity_bytes as i64)
+            nix::fcntl::posix_fallocate(file.as_fd(), 0, capacity_bytes as i64)
                 .map_err(io::Error::from)?;
         }
-        // SAFETY: the file is owned by this struct, allocated up to `capacity_bytes`, and
-        // only shrunk (`trim`) after the map is dropped.
-        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        self.map = Some(map_random(&file)?);
         self.capacity_bytes = capacity_bytes.max(current);
         Ok(())
     }
@@ -145,18 +141,40 @@ impl IndexFile {
     pub fn trim(&mut self) -> io::Result<()> {
         self.flush()?;
         self.map = None;
-        self.file
-            .set_len((self.entries * self.entry_bytes) as u64)?;
+        let file = open_rw(&self.path)?;
+        file.set_len((self.entries * self.entry_bytes) as u64)?;
         self.capacity_bytes = self.entries * self.entry_bytes;
         // Remap so that reads still work; appends grow it again.
-        // SAFETY: as in `remap`.
-        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        self.map = Some(map_random(&file)?);
         Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Maps an index for random access. Lookups touch a page or two of it (a binary search),
+/// so the kernel's readahead on a fault would only fill the page cache, and the broker's
+/// resident set, with neighbouring pages: zero-filled ones for the allocated tail. With
+/// thousands of partitions that is gigabytes.
+fn map_random(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: the file belongs to this index (its segment's), is allocated up to the
+    // length mapped, and is only shrunk (`trim`) after the map is dropped.
+    let map = unsafe { MmapMut::map_mut(file)? };
+    if !map.is_empty() {
+        map.advise(memmap2::Advice::Random)?;
+    }
+    Ok(map)
+}
+
+fn open_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 /// `.index`: maps offsets (relative to the segment's base) to file positions.
