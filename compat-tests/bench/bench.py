@@ -241,7 +241,12 @@ def main():
     ap.add_argument("--runs", type=int, help="runs per workload (default 3, quick 1)")
     ap.add_argument("--brokers", default="kafka,sluice", help="which brokers, in order")
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench"))
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite the Markdown tables from --out's JSON files")
     args = ap.parse_args()
+    if args.render:
+        render(args.out)
+        return
 
     names = [w.name for w in WORKLOADS]
     selected = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
@@ -303,6 +308,7 @@ def main():
     }
     with open(os.path.join(args.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
+    render(args.out)
     print()
     print(f"{meta['date']} · {meta['machine']} · {runs} run(s) per figure (median) · "
           f"sendfile ceiling {ceiling:.0f} MB/s")
@@ -313,6 +319,88 @@ def main():
         for note in w.notes:
             print(f"{w.name}: {note}")
     print(f"\nresults: {os.path.join(args.out, 'results.json')}")
+
+
+def markdown(rows, meta):
+    """The table for README.md: one line per figure, medians with the min-max range."""
+    def fig(r, broker):
+        v = r[broker]
+        if v is None:
+            return "-"
+        if r["runs"] > 1 and r[f"{broker}_min"] != r[f"{broker}_max"]:
+            return f"{v:g} ({r[f'{broker}_min']:g}-{r[f'{broker}_max']:g})"
+        return f"{v:g}"
+
+    lines = [
+        f"{meta['date'][:10]} · {meta['machine']} · `{meta['command']}` · "
+        f"median of {meta['runs']} run(s), (min-max) · sendfile ceiling "
+        f"{meta['sendfile_ceiling_mb_per_s']:.0f} MB/s",
+        "",
+        "| workload | client | metric | Sluice | Kafka | ratio (Sluice/Kafka) | goal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = "-" if r["ratio"] is None else fmt_ratio(r["ratio"])
+        goal = r.get("goal", "")
+        if "met" in r:
+            goal += " ✓" if r["met"] else " ✗"
+        lines.append(f"| {r['workload']} | {r['client']} | {r['metric']} ({r['unit']}) | "
+                     f"{fig(r, 'sluice')} | {fig(r, 'kafka')} | {ratio} | {goal} |")
+    lines.append("")
+    for name, value in meta["checks"].items():
+        lines.append(f"- {name}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+SUMMARY_COLUMNS = [
+    ("produce MB/s", PERF, "produce_mb_per_s"),
+    ("produce MB/s", FRANZ, "produce_mb_per_s"),
+    ("consume MB/s", PERF, "consume_mb_per_s"),
+    ("consume MB/s", FRANZ, "consume_mb_per_s"),
+    ("consume MB/s", RAW, "consume_mb_per_s"),
+    ("produce p99", FRANZ, "produce_p99_ms"),
+    ("e2e p99", FRANZ, "e2e_p99_ms"),
+    ("CPU s/GiB", BROKER, "cpu_s_per_gb"),
+    ("peak RSS", BROKER, "rss_peak_mb"),
+]
+
+
+def fmt_ratio(r):
+    return f"{r:.3f}" if r < 0.1 else f"{r:.2f}"
+
+
+def summary_markdown(rows, meta):
+    """One line per workload, Sluice/Kafka ratios only: the table for README.md."""
+    by_key = {(r["workload"], r["client"], r["metric"]): r for r in rows}
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    head = [f"{label} ({client})" if client != BROKER else label
+            for label, client, _ in SUMMARY_COLUMNS]
+    lines = [
+        f"{meta['date'][:10]} · {meta['machine']} · `{meta['command']}` · "
+        f"Sluice's figure over Kafka's, medians of {meta['runs']} runs",
+        "",
+        "| workload | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for w in workloads:
+        cells = []
+        for _, client, metric in SUMMARY_COLUMNS:
+            r = by_key.get((w, client, metric))
+            cells.append("-" if r is None or r["ratio"] is None else fmt_ratio(r["ratio"]))
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(out_dir):
+    """Rewrites results.md and results-summary.md from a finished run's JSON files."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        rows = json.load(f)
+    with open(os.path.join(out_dir, "meta.json")) as f:
+        meta = json.load(f)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(markdown(rows, meta))
+    with open(os.path.join(out_dir, "results-summary.md"), "w") as f:
+        f.write(summary_markdown(rows, meta))
 
 
 def checks(rows):

@@ -73,7 +73,6 @@ func runFetch(args []string) (any, error) {
 	var (
 		res   fetchResult
 		out   []byte
-		body  []byte
 		start = time.Now()
 	)
 	for corr := int32(1); ; corr++ {
@@ -109,41 +108,13 @@ func runFetch(args []string) (any, error) {
 		if _, err := conn.Write(out); err != nil {
 			return nil, err
 		}
-		// Response: size, correlation id, an empty tag buffer (flexible header), body.
-		var size [4]byte
-		if _, err := io.ReadFull(rd, size[:]); err != nil {
-			return nil, fmt.Errorf("reading response size: %w", err)
-		}
-		n := int(binary.BigEndian.Uint32(size[:]))
-		if cap(body) < n {
-			body = make([]byte, n)
-		}
-		body = body[:n]
-		if _, err := io.ReadFull(rd, body); err != nil {
-			return nil, fmt.Errorf("reading response: %w", err)
-		}
-		if n < 5 || int32(binary.BigEndian.Uint32(body)) != corr {
-			return nil, fmt.Errorf("response %d does not answer request %d", binary.BigEndian.Uint32(body), corr)
-		}
-		resp := kmsg.NewPtrFetchResponse()
-		resp.Version = fetchVersion
-		if err := resp.ReadFrom(body[5:]); err != nil {
-			return nil, fmt.Errorf("decoding response: %w", err)
+		// The response is read as a stream through the 1 MiB bufio buffer, as the
+		// ceiling's receiver reads: holding a whole multi-megabyte response would add
+		// a copy through memory that the broker is not responsible for.
+		if err := readFetchResponse(&countingReader{r: rd}, corr, next, &res); err != nil {
+			return nil, err
 		}
 		res.Requests++
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				if rp.ErrorCode != 0 {
-					return nil, fmt.Errorf("%s-%d: %v", rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
-				}
-				after, records, bytes := walkBatches(rp.RecordBatches)
-				if after > next[rt.Topic][rp.Partition] {
-					next[rt.Topic][rp.Partition] = after
-				}
-				res.Records += records
-				res.Bytes += bytes
-			}
-		}
 	}
 	res.Seconds = round3(time.Since(start).Seconds())
 	res.MBPerS = rate(float64(res.Bytes)/mib, res.Seconds)
@@ -151,24 +122,130 @@ func runFetch(args []string) (any, error) {
 	return res, nil
 }
 
-// walkBatches reads the v2 batch headers in a partition's record set: the offset after
-// the last complete batch, its record count and the bytes of complete batches. A
-// trailing partial batch (allowed by the protocol) is not counted.
-func walkBatches(b []byte) (after int64, records int64, bytes int64) {
-	after = -1
-	for len(b) >= 61 {
-		baseOffset := int64(binary.BigEndian.Uint64(b[0:]))
-		batchLen := int(binary.BigEndian.Uint32(b[8:])) + 12
-		if batchLen > len(b) {
-			break
-		}
-		lastDelta := int64(int32(binary.BigEndian.Uint32(b[23:])))
-		after = baseOffset + lastDelta + 1
-		records += int64(int32(binary.BigEndian.Uint32(b[57:])))
-		bytes += int64(batchLen)
-		b = b[batchLen:]
+// countingReader reads a Fetch response (v12, flexible) field by field and keeps
+// track of how much of it is left.
+type countingReader struct {
+	r    *bufio.Reader
+	left int
+	err  error
+}
+
+func (c *countingReader) bytes(n int) []byte {
+	if c.err != nil {
+		return make([]byte, n)
 	}
-	return after, records, bytes
+	if n > c.left {
+		c.err = fmt.Errorf("response field of %d bytes overruns the %d left", n, c.left)
+		return make([]byte, n)
+	}
+	b := make([]byte, n)
+	_, c.err = io.ReadFull(c.r, b)
+	c.left -= n
+	return b
+}
+
+func (c *countingReader) skip(n int) {
+	if c.err != nil {
+		return
+	}
+	if n > c.left {
+		c.err = fmt.Errorf("response field of %d bytes overruns the %d left", n, c.left)
+		return
+	}
+	_, c.err = c.r.Discard(n)
+	c.left -= n
+}
+
+func (c *countingReader) i16() int16 { return int16(binary.BigEndian.Uint16(c.bytes(2))) }
+func (c *countingReader) i32() int32 { return int32(binary.BigEndian.Uint32(c.bytes(4))) }
+func (c *countingReader) i64() int64 { return int64(binary.BigEndian.Uint64(c.bytes(8))) }
+
+func (c *countingReader) uvarint() int {
+	var v uint64
+	for shift := 0; shift < 35 && c.err == nil; shift += 7 {
+		b := c.bytes(1)[0]
+		v |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return int(v)
+		}
+	}
+	if c.err == nil {
+		c.err = fmt.Errorf("malformed varint")
+	}
+	return 0
+}
+
+func (c *countingReader) tags() {
+	for n := c.uvarint(); n > 0 && c.err == nil; n-- {
+		c.uvarint() // tag
+		c.skip(c.uvarint())
+	}
+}
+
+// readFetchResponse reads one response: per partition the error code and the record
+// set, of which only the 61-byte v2 batch headers are kept (to find the next offset);
+// the rest is discarded as it arrives. A trailing partial batch is not counted.
+func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]int64, res *fetchResult) error {
+	var size [4]byte
+	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+		return fmt.Errorf("reading response size: %w", err)
+	}
+	c.left = int(binary.BigEndian.Uint32(size[:]))
+	if got := c.i32(); c.err == nil && got != corr {
+		return fmt.Errorf("response %d does not answer request %d", got, corr)
+	}
+	c.tags() // response header
+	c.i32()  // throttle time
+	if code := c.i16(); code != 0 && c.err == nil {
+		return fmt.Errorf("fetch: %v", kerr.ErrorForCode(code))
+	}
+	c.i32() // session id
+	for topics := c.uvarint() - 1; topics > 0 && c.err == nil; topics-- {
+		topic := string(c.bytes(c.uvarint() - 1))
+		for parts := c.uvarint() - 1; parts > 0 && c.err == nil; parts-- {
+			partition := c.i32()
+			if code := c.i16(); code != 0 && c.err == nil {
+				return fmt.Errorf("%s-%d: %v", topic, partition, kerr.ErrorForCode(code))
+			}
+			c.skip(8 + 8 + 8) // high watermark, last stable offset, log start offset
+			for aborted := c.uvarint() - 1; aborted > 0 && c.err == nil; aborted-- {
+				c.skip(16)
+				c.tags()
+			}
+			c.i32() // preferred read replica
+			records := c.uvarint() - 1
+			for records >= 61 && c.err == nil {
+				h := c.bytes(61)
+				total := int(int32(binary.BigEndian.Uint32(h[8:]))) + 12
+				if total > records {
+					c.skip(records - 61)
+					records = 0
+					break
+				}
+				c.skip(total - 61)
+				records -= total
+				after := int64(binary.BigEndian.Uint64(h[0:])) + int64(int32(binary.BigEndian.Uint32(h[23:]))) + 1
+				if after > next[topic][partition] {
+					next[topic][partition] = after
+				}
+				res.Records += int64(int32(binary.BigEndian.Uint32(h[57:])))
+				res.Bytes += int64(total)
+			}
+			if records > 0 {
+				c.skip(records)
+			}
+			c.tags()
+		}
+		c.tags()
+	}
+	c.tags()
+	if c.err != nil {
+		return fmt.Errorf("reading response: %w", c.err)
+	}
+	if c.left != 0 {
+		return fmt.Errorf("response has %d bytes after its last field", c.left)
+	}
+	return nil
 }
 
 // offsetRanges gives each partition's log start (where reading begins) and high
