@@ -15,6 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import brokers
+import tools
 from brokers import REPO, KafkaBroker, SluiceBroker, drop_page_cache
 from tools import benchgen, perf_consume, perf_produce, topic_args
 
@@ -241,6 +243,8 @@ def main():
     ap.add_argument("--runs", type=int, help="runs per workload (default 3, quick 1)")
     ap.add_argument("--brokers", default="kafka,sluice", help="which brokers, in order")
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench"))
+    ap.add_argument("--pin", metavar="BROKER_CPU,CLIENT_CPU",
+                    help="pin the broker and the load generators to separate CPUs (e.g. 1,0)")
     ap.add_argument("--render", action="store_true",
                     help="only rewrite the Markdown tables from --out's JSON files")
     args = ap.parse_args()
@@ -248,6 +252,10 @@ def main():
         render(args.out)
         return
 
+    if args.pin:
+        broker_cpu, client_cpu = args.pin.split(",")
+        brokers.BROKER_CPUS[:] = [broker_cpu]
+        tools.CLIENT_CPUS[:] = [client_cpu]
     names = [w.name for w in WORKLOADS]
     selected = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
     unknown = set(args.workload or []) - set(names)
@@ -301,6 +309,7 @@ def main():
         "machine": f"{os.cpu_count()} cores, {mem_gib():.0f} GiB, {platform.machine()}, Linux {platform.release()}",
         "brokers": versions,
         "runs": runs,
+        "pinned": args.pin or "no",
         "sendfile_ceiling_mb_per_s": ceiling,
         "sendfile_ceiling_readings": ceilings,
         "checks": checks(rows),

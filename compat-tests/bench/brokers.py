@@ -20,6 +20,16 @@ KAFKA_DIST = os.path.join(REPO, "compat-tests", "kafka-dist")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# CPU affinity prefixes (`taskset -c N`), set by bench.py --pin: the broker on one core,
+# the load generators on the other, so each broker's own cost shows as throughput
+# instead of being shared with its clients. Empty: no pinning (the default).
+BROKER_CPUS = []
+
+
+def pinned(cmd):
+    return (["taskset", "-c", BROKER_CPUS[0]] if BROKER_CPUS else []) + cmd
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,9 +95,9 @@ class KafkaBroker(Broker):
         os.makedirs(self.workdir)
         self.port = free_port()
         out = subprocess.run(
-            [os.path.join(KAFKA_DIST, "start-kafka"), str(self.port), self.data_dir,
+            pinned([os.path.join(KAFKA_DIST, "start-kafka"), str(self.port), self.data_dir,
              "group.initial.rebalance.delay.ms=0", "log.segment.bytes=1073741824",
-             "auto.create.topics.enable=false"],
+             "auto.create.topics.enable=false"]),
             check=True, capture_output=True, text=True)
         self.pid = int(out.stdout.strip().splitlines()[-1])
 
@@ -118,8 +128,8 @@ class SluiceBroker(Broker):
                     '"auto.create.topics.enable" = false\n')
         log = open(os.path.join(self.workdir, "sluice.log"), "wb")
         self.proc = subprocess.Popen(
-            [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir,
-             "--config", config],
+            pinned([self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir,
+                    "--config", config]),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=dict(os.environ, SLUICE_LOG="warn"))
         self.pid = self.proc.pid

@@ -18,13 +18,19 @@ class ToolError(RuntimeError):
     pass
 
 
-def _run(cmd, timeout, env=None):
+# `taskset -c N` for the load generators under bench.py --pin; empty by default.
+CLIENT_CPUS = []
+
+
+def _run(cmd, timeout, env=None, pin=True):
+    if CLIENT_CPUS and pin:
+        cmd = ["taskset", "-c", CLIENT_CPUS[0], *cmd]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as e:
-        raise ToolError(f"{os.path.basename(cmd[0])} timed out after {timeout}s") from e
+        raise ToolError(f"{' '.join(cmd[:3])} timed out after {timeout}s") from e
     if out.returncode != 0:
-        raise ToolError(f"{' '.join(cmd[:2])} exited {out.returncode}:\n{out.stderr[-2000:]}"
+        raise ToolError(f"{' '.join(cmd[:4])} exited {out.returncode}:\n{out.stderr[-2000:]}"
                         f"\n{out.stdout[-2000:]}")
     return out.stdout
 
@@ -84,7 +90,8 @@ def perf_consume(bootstrap, topic, records, group, timeout=900):
 
 
 def benchgen(*args, timeout=900):
-    out = _run([BENCHGEN, *map(str, args)], timeout)
+    # The ceiling is the machine's, both cores: its sender and receiver are never pinned.
+    out = _run([BENCHGEN, *map(str, args)], timeout, pin=args[0] != "ceiling")
     lines = [line for line in out.splitlines() if line.strip().startswith("{")]
     if not lines:
         raise ToolError(f"benchgen {args[0]} printed no result:\n{out[-2000:]}")
