@@ -70,7 +70,9 @@ pub struct ReplicaManager {
     data_dir: PathBuf,
     node_id: i32,
     log_defaults: BTreeMap<String, String>,
-    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Partitions hosted here, by topic name and then index: looked up by `&str` on every
+    /// Produce and Fetch, so the hot path neither allocates nor hashes a tuple key.
+    partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     /// Serialises `sync` so two metadata updates never race on directories.
     sync_lock: Mutex<()>,
 }
@@ -99,7 +101,8 @@ impl ReplicaManager {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(topic.to_owned(), partition))
+            .get(topic)
+            .and_then(|t| t.get(&partition))
             .cloned()
     }
 
@@ -109,7 +112,7 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .cloned()
+            .flat_map(|t| t.values().cloned())
             .collect();
         v.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
         v
@@ -140,10 +143,14 @@ impl ReplicaManager {
                 .topic(&p.topic)
                 .is_some_and(|t| t.id == p.topic_id && (p.index as usize) < t.partitions.len());
             if !keep {
-                self.partitions
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&(p.topic.clone(), p.index));
+                let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(t) = map.get_mut(&p.topic) {
+                    t.remove(&p.index);
+                    if t.is_empty() {
+                        map.remove(&p.topic);
+                    }
+                }
+                drop(map);
                 self.delete_dir(&self.partition_dir(&p.topic, p.index));
                 tracing::info!(topic = %p.topic, partition = p.index, "deleted partition");
             }
@@ -197,7 +204,9 @@ impl ReplicaManager {
                 self.partitions
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert((topic.name.clone(), pm.partition), p);
+                    .entry(topic.name.clone())
+                    .or_default()
+                    .insert(pm.partition, p);
             }
         }
         Ok(())
