@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -265,26 +266,24 @@ func offsetRanges(ctx context.Context, seed kgo.Opt, topics []string) (map[strin
 	if err != nil {
 		return nil, nil, fmt.Errorf("end offsets: %w", err)
 	}
-	next := map[string]map[int32]int64{}
-	end := map[string]map[int32]int64{}
+	next, errStart := byPartition(starts)
+	end, errEnd := byPartition(ends)
+	return next, end, errors.Join(errStart, errEnd)
+}
+
+// byPartition turns listed offsets into topic -> partition -> offset, with the last
+// partition error seen.
+func byPartition(listed kadm.ListedOffsets) (map[string]map[int32]int64, error) {
+	out := map[string]map[int32]int64{}
 	var missing error
-	starts.Each(func(o kadm.ListedOffset) {
+	listed.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
 			missing = fmt.Errorf("%s-%d: %w", o.Topic, o.Partition, o.Err)
 		}
-		if next[o.Topic] == nil {
-			next[o.Topic] = map[int32]int64{}
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]int64{}
 		}
-		next[o.Topic][o.Partition] = o.Offset
+		out[o.Topic][o.Partition] = o.Offset
 	})
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			missing = fmt.Errorf("%s-%d: %w", o.Topic, o.Partition, o.Err)
-		}
-		if end[o.Topic] == nil {
-			end[o.Topic] = map[int32]int64{}
-		}
-		end[o.Topic][o.Partition] = o.Offset
-	})
-	return next, end, missing
+	return out, missing
 }
