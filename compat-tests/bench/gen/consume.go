@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -23,10 +24,11 @@ type consumeResult struct {
 	Groups      int     `json:"groups"`
 }
 
-// tally is what one consuming client saw. first/last are when the first and
-// the last needed records came out of PollFetches, so first..last leaves out
-// connecting, metadata and (for groups) the join, as Kafka's
-// ConsumerPerformance "fetch" figures do.
+// tally is what one consuming client saw. first is when the client could start
+// fetching (its first poll, or for a group member its assignment), last is when
+// the last needed records came out of PollFetches; first..last leaves out
+// connecting and (for groups) the join, as Kafka's ConsumerPerformance "fetch"
+// figures do, but keeps the first fetch (a small run may arrive in one poll).
 type tally struct {
 	records, bytes int64
 	first, last    time.Time
@@ -91,7 +93,7 @@ func runConsume(args []string) (any, error) {
 	errs := make([]error, len(clients))
 	var wg sync.WaitGroup
 	for i, opts := range clients {
-		wg.Go(func() { tallies[i], errs[i] = consumeN(ctx, opts, *records) })
+		wg.Go(func() { tallies[i], errs[i] = consumeN(ctx, opts, *records, *groups > 0) })
 	}
 	wg.Wait()
 	wall := time.Since(start).Seconds()
@@ -147,14 +149,22 @@ func startOffsets(ctx context.Context, seed kgo.Opt, topics []string) (map[strin
 
 // consumeN runs one client until it has read want records. It counts every
 // record handed back, so the last poll may take it slightly past want.
-func consumeN(ctx context.Context, opts []kgo.Opt, want int64) (tally, error) {
+func consumeN(ctx context.Context, opts []kgo.Opt, want int64, inGroup bool) (tally, error) {
 	var t tally
+	var assignedAt atomic.Int64 // unix nanoseconds; 0 until a group assigns partitions
+	if inGroup {
+		opts = append(slices.Clone(opts), kgo.OnPartitionsAssigned(
+			func(context.Context, *kgo.Client, map[string][]int32) {
+				assignedAt.CompareAndSwap(0, time.Now().UnixNano())
+			}))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return t, err
 	}
 	defer cl.Close()
 	reported := map[string]bool{}
+	t.first = time.Now()
 	for t.records < want {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -175,8 +185,8 @@ func consumeN(ctx context.Context, opts []kgo.Opt, want int64) (tally, error) {
 			t.bytes += int64(len(r.Key) + len(r.Value))
 		})
 		if n > 0 {
-			if t.first.IsZero() {
-				t.first = now
+			if at := assignedAt.Load(); at != 0 && t.records == 0 {
+				t.first = time.Unix(0, at)
 			}
 			t.last = now
 			t.records += n
