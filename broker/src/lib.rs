@@ -8,7 +8,7 @@
 //! - [`broker`]: shared state and lifecycle; [`partitions`]: hosted partition logs;
 //!   [`group`]: the consumer-group coordinator; [`producer_ids`]: producer id blocks;
 //!   [`topics`]: topic administration; [`error_code`]: typed errors to Kafka codes;
-//!   [`metrics`]: counters and the /metrics endpoint.
+//!   [`metrics`]: counters and the /metrics endpoint; [`view`]: tag-filtered views.
 
 pub mod broker;
 pub mod clock;
@@ -23,3 +23,4 @@ pub mod partitions;
 pub mod producer_ids;
 pub mod server;
 pub mod topics;
+pub mod view;

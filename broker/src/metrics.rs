@@ -17,6 +17,11 @@ pub struct Metrics {
     pub request_errors: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// View reads: stored bytes of batches sent whole (by sendfile), bytes of batches
+    /// rebuilt from their matching records, stored bytes of batches that matched nothing.
+    pub view_whole_bytes: AtomicU64,
+    pub view_rebuilt_bytes: AtomicU64,
+    pub view_skipped_bytes: AtomicU64,
     pub produced_records: AtomicU64,
     pub produced_bytes: AtomicU64,
 }
@@ -39,6 +44,24 @@ impl Metrics {
                 "counter",
                 &self.fetch_copied_bytes,
                 "Record bytes copied through user space for Fetch",
+            ),
+            (
+                "sluice_view_fetch_whole_bytes_total",
+                "counter",
+                &self.view_whole_bytes,
+                "View reads: stored bytes of batches sent whole, by sendfile(2)",
+            ),
+            (
+                "sluice_view_fetch_rebuilt_bytes_total",
+                "counter",
+                &self.view_rebuilt_bytes,
+                "View reads: bytes of batches rebuilt from their matching records",
+            ),
+            (
+                "sluice_view_fetch_skipped_bytes_total",
+                "counter",
+                &self.view_skipped_bytes,
+                "View reads: stored bytes of batches with no matching record, not sent",
             ),
             (
                 "sluice_requests_total",

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
+use crate::view::{self, View};
 
 #[derive(Debug)]
 pub struct Partition {
@@ -73,8 +74,18 @@ pub struct ReplicaManager {
     /// Partitions hosted here, by topic name and then index: looked up by `&str` on every
     /// Produce and Fetch, so the hot path neither allocates nor hashes a tuple key.
     partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
+    /// Views by name: no log of their own, read through their source's partitions.
+    views: RwLock<HashMap<String, Arc<View>>>,
     /// Serialises `sync` so two metadata updates never race on directories.
     sync_lock: Mutex<()>,
+}
+
+/// A partition to read from: the log's own, or its source's for a view (with the view's
+/// filter).
+#[derive(Debug, Clone)]
+pub struct ReadTarget {
+    pub partition: Arc<Partition>,
+    pub view: Option<Arc<View>>,
 }
 
 const PARTITION_METADATA: &str = "partition.metadata";
@@ -93,6 +104,7 @@ impl ReplicaManager {
             node_id,
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
+            views: RwLock::new(HashMap::new()),
             sync_lock: Mutex::new(()),
         }
     }
@@ -104,6 +116,31 @@ impl ReplicaManager {
             .get(topic)
             .and_then(|t| t.get(&partition))
             .cloned()
+    }
+
+    /// The view of that name, if it is one.
+    pub fn view(&self, topic: &str) -> Option<Arc<View>> {
+        self.views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .cloned()
+    }
+
+    /// The partition reads of `topic` go to: its own, or for a view its source's.
+    pub fn get_for_read(&self, topic: &str, partition: i32) -> Option<ReadTarget> {
+        if let Some(p) = self.get(topic, partition) {
+            return Some(ReadTarget {
+                partition: p,
+                view: None,
+            });
+        }
+        let view = self.view(topic)?;
+        let p = self.get(&view.source, partition)?;
+        Some(ReadTarget {
+            partition: p,
+            view: Some(view),
+        })
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -155,7 +192,15 @@ impl ReplicaManager {
                 tracing::info!(topic = %p.topic, partition = p.index, "deleted partition");
             }
         }
+        let mut views = HashMap::new();
         for topic in image.topics.values() {
+            if view::source_of(topic).is_some() {
+                // A view hosts nothing; its reads go to its source's partitions.
+                if let Some(v) = view::compile(topic) {
+                    views.insert(topic.name.clone(), v);
+                }
+                continue;
+            }
             let config = self.log_config(topic);
             for pm in &topic.partitions {
                 if !pm.replicas.contains(&self.node_id) {
@@ -209,6 +254,7 @@ impl ReplicaManager {
                     .insert(pm.partition, p);
             }
         }
+        *self.views.write().unwrap_or_else(|e| e.into_inner()) = views;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::error_code;
+use crate::view;
 
 /// Names the broker keeps for itself.
 pub const RESERVED_TOPICS: &[&str] = &[
@@ -117,7 +118,11 @@ pub async fn create_topic(
     validate_only: bool,
 ) -> Result<(Uuid, i32, i16), Refusal> {
     validate_topic_name(name)?;
-    let partitions = if partitions == -1 {
+    let image = b.image();
+    let view = view::defines_view(&configs);
+    let partitions = if view {
+        view::validate_new(&image, name, partitions, &configs)?
+    } else if partitions == -1 {
         b.config.int("num.partitions") as i32
     } else {
         partitions
@@ -139,7 +144,6 @@ pub async fn create_topic(
             "replication factor must be larger than 0",
         ));
     }
-    let image = b.image();
     let brokers = image.brokers.len();
     if replication_factor as usize > brokers {
         return Err(Refusal::new(
@@ -147,7 +151,9 @@ pub async fn create_topic(
             format!("replication factor {replication_factor} is larger than the {brokers} available brokers"),
         ));
     }
-    validate_configs(&configs)?;
+    if !view {
+        validate_configs(&configs)?;
+    }
     if image.topic(name).is_some() {
         return Err(Refusal::new(
             E::TopicAlreadyExists,
@@ -232,6 +238,26 @@ pub struct EffectiveConfig {
 }
 
 pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveConfig> {
+    if view::source_of(topic).is_some() {
+        // A view has no log, so no log configs: only its definition.
+        return [view::SOURCE_CONFIG, view::FILTER_CONFIG]
+            .into_iter()
+            .map(|name| {
+                let value = topic
+                    .configs
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| "*".into());
+                EffectiveConfig {
+                    name,
+                    value: value.clone(),
+                    source: source::DYNAMIC_TOPIC_CONFIG,
+                    config_type: config_type(ConfigKind::OneOf(&[])),
+                    synonyms: vec![(name.to_owned(), value, source::DYNAMIC_TOPIC_CONFIG)],
+                }
+            })
+            .collect();
+    }
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -261,6 +287,20 @@ pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveCo
             }
         })
         .collect()
+}
+
+/// The topic to alter the configs of: it must exist and must not be a view.
+pub fn alterable_topic(image: &sluice_raft::MetadataImage, name: &str) -> Result<(), Refusal> {
+    let Some(topic) = image.topic(name) else {
+        return Err(unknown_topic(name));
+    };
+    match view::source_of(topic) {
+        Some(source) => Err(Refusal::new(
+            E::InvalidConfig,
+            format!("topic '{name}' is a view of '{source}': its definition cannot be altered (delete and re-create it)"),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub fn is_known_topic_config(name: &str) -> bool {

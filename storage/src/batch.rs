@@ -201,6 +201,34 @@ pub fn set_log_append_time(b: &mut [u8], now_ms: i64) {
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// A batch with no records covering offsets `base_offset..=base_offset + last_offset_delta`:
+/// what compaction leaves when it removes every record of a batch. Clients read past it
+/// (v2 keeps a batch's last offset), so a filtered read ends with one to move its reader
+/// beyond records it left out.
+pub fn empty_batch(
+    base_offset: i64,
+    last_offset_delta: i32,
+    leader_epoch: i32,
+    timestamp_ms: i64,
+) -> [u8; HEADER_BYTES] {
+    debug_assert!(last_offset_delta >= 0);
+    let mut b = [0u8; HEADER_BYTES];
+    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[8..12].copy_from_slice(&((HEADER_BYTES - LOG_OVERHEAD) as i32).to_be_bytes());
+    b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    b[16] = 2;
+    b[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+    b[27..35].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[35..43].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+    b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+    b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    // recordsCount stays 0.
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// Test and tooling helper: builds an uncompressed batch of `values` with the given
 /// producer fields, using kafka-protocol's encoder.
 pub fn build_batch(
@@ -305,6 +333,20 @@ mod tests {
         ));
         let two = [good.clone(), good].concat();
         assert_eq!(split_batches(&two).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn empty_batch_spans_offsets_with_a_valid_crc() {
+        let b = empty_batch(100, 9, 3, 1_234);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.records_count),
+            (100, 109, 0)
+        );
+        assert_eq!((h.partition_leader_epoch, h.max_timestamp), (3, 1_234));
+        assert_eq!(h.total_bytes(), HEADER_BYTES);
+        assert_eq!(h.crc, crc32c::crc32c(&b[CRC_START..]));
+        assert!(!h.has_producer_id());
     }
 
     #[test]

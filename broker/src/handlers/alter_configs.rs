@@ -59,9 +59,7 @@ async fn alter_topic(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    if b.image().topic(name).is_none() {
-        return Err(topics::unknown_topic(name));
-    }
+    topics::alterable_topic(&b.image(), name)?;
     topics::validate_configs(&configs)?;
     if validate_only {
         return Ok(());

@@ -10,6 +10,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal};
+use crate::view;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=3;
 
@@ -23,16 +24,7 @@ pub async fn handle(
         let name = t.name.0.to_string();
         let outcome = check(b, &name, t.count, t.assignments.is_some());
         let outcome = match outcome {
-            Ok(()) if !req.validate_only => {
-                topics::propose_simple(
-                    b,
-                    MetadataCommand::CreatePartitions {
-                        name: name.clone(),
-                        new_total: t.count,
-                    },
-                )
-                .await
-            }
+            Ok(()) if !req.validate_only => grow(b, &name, t.count).await,
             other => other,
         };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
@@ -45,11 +37,37 @@ pub async fn handle(
     CreatePartitionsResponse::default().with_results(results)
 }
 
+/// Grows a topic, then its views: a view has its source's partitions.
+async fn grow(b: &Broker, name: &str, new_total: i32) -> Result<(), Refusal> {
+    let propose = |name: &str| {
+        topics::propose_simple(
+            b,
+            MetadataCommand::CreatePartitions {
+                name: name.to_owned(),
+                new_total,
+            },
+        )
+    };
+    propose(name).await?;
+    let image = b.image();
+    for v in view::views_of(&image, name) {
+        propose(&v.name).await?;
+        tracing::info!(view = %v.name, new_total, "view grown with its source");
+    }
+    Ok(())
+}
+
 fn check(b: &Broker, name: &str, count: i32, has_assignments: bool) -> Result<(), Refusal> {
     let image = b.image();
     let Some(topic) = image.topic(name) else {
         return Err(topics::unknown_topic(name));
     };
+    if let Some(source) = view::source_of(topic) {
+        return Err(Refusal::new(
+            E::InvalidPartitions,
+            format!("topic '{name}' is a view and has its source's partitions: add partitions to '{source}'"),
+        ));
+    }
     let current = topic.partitions.len() as i32;
     if count <= current {
         return Err(Refusal::new(

@@ -10,6 +10,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics;
+use crate::view;
 
 pub const VERSIONS: RangeInclusive<i16> = 1..=6;
 
@@ -68,6 +69,20 @@ pub async fn handle(
             result.error_message = Some(str_bytes(r.message));
         } else {
             tracing::info!(topic = %topic.name, "deleted topic");
+            // A view cannot outlive its source (documented): delete its views with it.
+            for v in view::views_of(&image, &topic.name) {
+                let cmd = MetadataCommand::DeleteTopic {
+                    name: v.name.clone(),
+                };
+                match topics::propose_simple(b, cmd).await {
+                    Ok(()) => {
+                        tracing::info!(view = %v.name, source = %topic.name, "deleted view with its source")
+                    }
+                    Err(r) => {
+                        tracing::error!(view = %v.name, error = %r.message, "could not delete view of a deleted topic")
+                    }
+                }
+            }
         }
         responses.push(result);
     }

@@ -19,7 +19,10 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::{Reply, RequestContext, SendRegion};
 use crate::error_code;
+use crate::metrics::Metrics;
 use crate::partitions::Partition;
+use crate::view::read::{filter_region, FilteredRead};
+use crate::view::View;
 
 pub const VERSIONS: RangeInclusive<i16> = 4..=16;
 
@@ -33,6 +36,8 @@ struct Wanted {
     partition_max_bytes: i32,
     current_leader_epoch: i32,
     part: Option<Arc<Partition>>,
+    /// Set when the topic is a view: `part` is its source's partition.
+    view: Option<Arc<View>>,
     /// Error to report without reading (unknown topic, ...).
     error: Option<E>,
 }
@@ -75,8 +80,8 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
             partitions: Vec::new(),
         });
         for p in &t.partitions {
-            let part = meta.and_then(|m| b.replicas.get(&m.name, p.partition));
-            let error = if meta.is_none() || part.is_none() {
+            let target = meta.and_then(|m| b.replicas.get_for_read(&m.name, p.partition));
+            let error = if target.is_none() {
                 Some(unknown)
             } else {
                 None
@@ -87,7 +92,8 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
-                part,
+                part: target.as_ref().map(|t| t.partition.clone()),
+                view: target.and_then(|t| t.view),
                 error,
             });
         }
@@ -103,7 +109,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
             .iter()
             .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
             .collect();
-        let read = read_all(&wanted, response_max_bytes, req.isolation_level);
+        let read = read_all(b, &wanted, response_max_bytes, req.isolation_level);
         let enough = read.bytes >= req.min_bytes.max(0) as usize || read.any_error;
         if enough
             || tokio::time::Instant::now() >= deadline
@@ -141,7 +147,12 @@ struct ReadAll {
     any_error: bool,
 }
 
-fn read_all(wanted: &[Wanted], response_max_bytes: usize, isolation_level: i8) -> ReadAll {
+fn read_all(
+    b: &Broker,
+    wanted: &[Wanted],
+    response_max_bytes: usize,
+    isolation_level: i8,
+) -> ReadAll {
     let mut out = ReadAll {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
@@ -169,24 +180,46 @@ fn read_all(wanted: &[Wanted], response_max_bytes: usize, isolation_level: i8) -
                 .min(response_max_bytes.saturating_sub(out.bytes));
             // KIP-74: the first partition with data returns at least one whole batch.
             let min_one = out.bytes == 0;
-            let log = part.lock();
-            match log.read(w.fetch_offset, budget, min_one) {
+            let read = {
+                let log = part.lock();
+                log.read(w.fetch_offset, budget, min_one).map_err(|e| {
+                    data.high_watermark = log.high_watermark();
+                    data.last_stable_offset = log.high_watermark();
+                    data.log_start_offset = log.log_start_offset();
+                    error_code::storage(&e)
+                })
+            };
+            match read {
                 Ok(r) => {
                     data.high_watermark = r.high_watermark;
                     data.last_stable_offset = r.high_watermark;
                     data.log_start_offset = r.log_start_offset;
-                    if let Some(slice) = r.slice {
-                        out.bytes += slice.len;
-                        records.push(Chunk::Region(SendRegion(slice)));
+                    let filter = w.view.as_ref().map(|v| &v.filter);
+                    match (r.slice, filter) {
+                        (None, _) => None,
+                        (Some(slice), Some(f)) if !f.matches_all() => {
+                            // Outside the partition lock: this reads and decodes.
+                            match filter_region(&slice, w.fetch_offset, f) {
+                                Ok(fr) => {
+                                    count_view_paths(b, &fr);
+                                    out.bytes += fr.bytes();
+                                    records = fr.chunks;
+                                    None
+                                }
+                                Err(e) => {
+                                    tracing::error!(topic = %part.topic, partition = part.index, error = %e, "view read failed");
+                                    Some(E::KafkaStorageError)
+                                }
+                            }
+                        }
+                        (Some(slice), _) => {
+                            out.bytes += slice.len;
+                            records.push(Chunk::Region(SendRegion(slice)));
+                            None
+                        }
                     }
-                    None
                 }
-                Err(e) => {
-                    data.high_watermark = log.high_watermark();
-                    data.last_stable_offset = log.high_watermark();
-                    data.log_start_offset = log.log_start_offset();
-                    Some(error_code::storage(&e))
-                }
+                Err(e) => Some(e),
             }
         });
         if let Some(e) = error {
@@ -196,4 +229,12 @@ fn read_all(wanted: &[Wanted], response_max_bytes: usize, isolation_level: i8) -
         out.partitions.push(FetchPartition { data, records });
     }
     out
+}
+
+fn count_view_paths(b: &Broker, fr: &FilteredRead) {
+    let m = &b.metrics;
+    Metrics::add(&m.view_whole_bytes, fr.whole_bytes as u64);
+    Metrics::add(&m.view_rebuilt_bytes, fr.rebuilt_bytes as u64);
+    Metrics::add(&m.fetch_copied_bytes, fr.rebuilt_bytes as u64);
+    Metrics::add(&m.view_skipped_bytes, fr.skipped_bytes as u64);
 }

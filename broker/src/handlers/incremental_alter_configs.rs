@@ -50,9 +50,7 @@ async fn alter_topic(
     ops: &[AlterableConfig],
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    if b.image().topic(name).is_none() {
-        return Err(topics::unknown_topic(name));
-    }
+    topics::alterable_topic(&b.image(), name)?;
     let mut set = BTreeMap::new();
     let mut delete = Vec::new();
     for op in ops {

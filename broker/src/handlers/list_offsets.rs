@@ -36,7 +36,12 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(part) = b.replicas.get(t.name.0.as_str(), p.partition_index) else {
+                    // A view answers with its source's offsets: they are the view's too.
+                    let Some(part) = b
+                        .replicas
+                        .get_for_read(t.name.0.as_str(), p.partition_index)
+                        .map(|t| t.partition)
+                    else {
                         r.error_code = E::UnknownTopicOrPartition.code();
                         return r;
                     };

@@ -29,7 +29,12 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(part) = b.replicas.get(t.topic.0.as_str(), p.partition) else {
+                    // A view answers with its source's offsets: they are the view's too.
+                    let Some(part) = b
+                        .replicas
+                        .get_for_read(t.topic.0.as_str(), p.partition)
+                        .map(|t| t.partition)
+                    else {
                         r.error_code = E::UnknownTopicOrPartition.code();
                         return r;
                     };

@@ -13,6 +13,7 @@ use crate::clock::now_ms;
 use crate::dispatch::{Reply, RequestContext};
 use crate::error_code;
 use crate::metrics::Metrics;
+use crate::view;
 
 /// v13 names topics by id only; up to v12 by name.
 pub const VERSIONS: RangeInclusive<i16> = 3..=12;
@@ -64,6 +65,14 @@ fn append(
     r: PartitionProduceResponse,
 ) -> PartitionProduceResponse {
     let Some(part) = b.replicas.get(topic, partition) else {
+        if let Some(v) = b.replicas.view(topic) {
+            // Kafka refuses appends to its internal topics the same way.
+            let refusal = view::read_only(topic, &v.source, "be produced to");
+            tracing::debug!(topic, "produce to a view refused");
+            return r
+                .with_error_code(refusal.error.code())
+                .with_error_message(Some(str_bytes(refusal.message)));
+        }
         return r.with_error_code(E::UnknownTopicOrPartition.code());
     };
     let Some(records) = records else {

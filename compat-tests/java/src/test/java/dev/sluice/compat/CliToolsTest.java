@@ -110,6 +110,27 @@ class CliToolsTest extends BrokerTestBase {
     }
 
     @Test
+    void kafkaTopicsDescribesAView() {
+        assumeSluice("views are a Sluice extension");
+        String source = uniqueName("cli-view-src");
+        ok("kafka-topics", "--bootstrap-server", bs(), "--create", "--topic", source, "--partitions", "2");
+        // kafka-topics checks --config names against Kafka's own topic configs before it
+        // sends anything, so views are created with an admin client (README).
+        Result refused = run(null, "kafka-topics", "--bootstrap-server", bs(), "--create", "--topic",
+                uniqueName("cli-view"), "--config", "mq.view.source=" + source);
+        assertTrue(refused.exit != 0, refused.both());
+        assertContains(refused.out + refused.err, "Unknown topic config name", "kafka-topics' own check");
+        String view = uniqueName("cli-view");
+        get(admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(view,
+                java.util.Optional.empty(), java.util.Optional.empty()).configs(java.util.Map.of(
+                "mq.view.source", source, "mq.view.filter", "vip5 || vip6")))).all());
+        String desc = ok("kafka-topics", "--bootstrap-server", bs(), "--describe", "--topic", view);
+        assertContains(desc, "PartitionCount: 2", "a view has its source's partitions");
+        assertContains(desc, "mq.view.source=" + source, "--describe shows the view's source");
+        assertContains(desc, "mq.view.filter=vip5 || vip6", "--describe shows the view's filter");
+    }
+
+    @Test
     void kafkaTopics() {
         String topic = uniqueName("cli-topics");
         String created = ok("kafka-topics", "--bootstrap-server", bs(), "--create", "--topic", topic,

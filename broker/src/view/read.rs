@@ -1,0 +1,344 @@
+//! What a view's reader gets from a region of its source's log.
+//!
+//! Each batch of the region takes one of three paths, counted in the metrics:
+//! - every record the reader still needs matches: the batch goes out as it is stored,
+//!   by sendfile (records before the fetch offset ride along; clients drop them);
+//! - none matches: nothing is sent for it;
+//! - some match: the batch is rebuilt from the matching records, keeping their offsets
+//!   and timestamps, uncompressed, with a fresh CRC.
+//!
+//! If the region ends in records the filter left out, an empty batch spanning them
+//! closes the response (compaction leaves the same), so the reader's next fetch starts
+//! after them instead of reading them again.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
+use sluice_storage::batch::{self, BatchHeader, HEADER_BYTES};
+use sluice_storage::log::FileSlice;
+use sluice_wire::fetch::Chunk;
+
+use super::filter::Filter;
+use crate::dispatch::SendRegion;
+
+/// The chunks for one partition of a view, and the bytes of each path.
+#[derive(Debug, Default)]
+pub struct FilteredRead {
+    pub chunks: Vec<Chunk<SendRegion>>,
+    /// Stored bytes of batches sent whole.
+    pub whole_bytes: usize,
+    /// Bytes of rebuilt batches (and of the closing empty batch).
+    pub rebuilt_bytes: usize,
+    /// Stored bytes of batches that matched nothing.
+    pub skipped_bytes: usize,
+}
+
+impl FilteredRead {
+    /// Bytes this partition puts on the wire.
+    pub fn bytes(&self) -> usize {
+        self.whole_bytes + self.rebuilt_bytes
+    }
+}
+
+enum Verdict {
+    Whole,
+    Rebuilt(Bytes),
+    Skipped,
+}
+
+/// Filters `slice` (whole batches from the source log, possibly ending in part of one,
+/// which is dropped) for a reader at `fetch_offset`.
+pub fn filter_region(
+    slice: &FileSlice,
+    fetch_offset: i64,
+    filter: &Filter,
+) -> io::Result<FilteredRead> {
+    let mut buf = vec![0u8; slice.len];
+    slice.file.read_exact_at(&mut buf, slice.position)?;
+    let buf = Bytes::from(buf);
+    let mut out = FilteredRead::default();
+    // The last offset covered by what has been emitted, and the last offset read.
+    let mut emitted_through = fetch_offset - 1;
+    let mut read_through = fetch_offset - 1;
+    let mut last_header: Option<BatchHeader> = None;
+    let mut pos = 0;
+    while pos + HEADER_BYTES <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[pos..]) else {
+            break;
+        };
+        let total = h.total_bytes();
+        if total < HEADER_BYTES || pos + total > buf.len() {
+            break;
+        }
+        let stored = buf.slice(pos..pos + total);
+        if h.last_offset() >= fetch_offset {
+            match verdict(&h, stored, fetch_offset, filter) {
+                Verdict::Whole => {
+                    out.chunks.push(Chunk::Region(SendRegion(FileSlice {
+                        file: slice.file.clone(),
+                        position: slice.position + pos as u64,
+                        len: total,
+                    })));
+                    out.whole_bytes += total;
+                    emitted_through = h.last_offset();
+                }
+                Verdict::Rebuilt(bytes) => {
+                    out.rebuilt_bytes += bytes.len();
+                    out.chunks.push(Chunk::Bytes(bytes));
+                    emitted_through = h.last_offset();
+                }
+                Verdict::Skipped => out.skipped_bytes += total,
+            }
+            read_through = h.last_offset();
+            last_header = Some(h);
+        }
+        pos += total;
+    }
+    if let Some(h) = last_header {
+        if read_through > emitted_through {
+            let base = emitted_through + 1;
+            let closing = batch::empty_batch(
+                base,
+                (read_through - base) as i32,
+                h.partition_leader_epoch,
+                h.max_timestamp,
+            );
+            out.rebuilt_bytes += closing.len();
+            out.chunks
+                .push(Chunk::Bytes(Bytes::copy_from_slice(&closing)));
+        }
+    }
+    Ok(out)
+}
+
+fn verdict(h: &BatchHeader, stored: Bytes, fetch_offset: i64, filter: &Filter) -> Verdict {
+    if h.is_control() || h.records_count == 0 {
+        // Not records a filter speaks about: pass them on as stored.
+        return Verdict::Whole;
+    }
+    let mut raw = stored;
+    let set = match RecordBatchDecoder::decode(&mut raw) {
+        Ok(set) => set,
+        Err(e) => {
+            // Stored batches were validated on produce; one that does not decode is
+            // handed on unchanged, and the client reports it, rather than hidden.
+            tracing::warn!(offset = h.base_offset, error = %e, "view: batch does not decode; sent as stored");
+            return Verdict::Whole;
+        }
+    };
+    let needed = set.records.iter().filter(|r| r.offset >= fetch_offset);
+    let (mut matched, mut total) = (Vec::new(), 0usize);
+    for r in needed {
+        total += 1;
+        if filter.matches(|name| header(r, name)) {
+            matched.push(r);
+        }
+    }
+    if matched.is_empty() {
+        Verdict::Skipped
+    } else if matched.len() == total {
+        Verdict::Whole
+    } else {
+        Verdict::Rebuilt(rebuild(&matched))
+    }
+}
+
+fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
+    // A handful of headers per record: a scan beats hashing the name.
+    r.headers
+        .iter()
+        .find(|(k, _)| k.as_str() == name)
+        .and_then(|(_, v)| v.as_ref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Encodes the matching records of one batch as a new, uncompressed batch. Offsets,
+/// timestamps, producer fields and the leader epoch come from the records (the decoder
+/// derived them from the stored batch), so the batch reads as the original did, minus
+/// the records left out.
+fn rebuild(records: &[&Record]) -> Bytes {
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    // Records of one stored batch keep offset - sequence constant, so they encode as
+    // one batch; an encoding error cannot come from data the decoder produced.
+    RecordBatchEncoder::encode(&mut out, records.iter().copied(), &options)
+        .expect("re-encoding decoded records");
+    debug_assert!(BatchHeader::parse(&out).is_ok_and(|h| h.records_count as usize == records.len()));
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::TimestampType;
+
+    use super::*;
+
+    /// One stored batch of records at `base`, each tagged as given (None: no tag).
+    fn batch(base: i64, tags: &[Option<&str>], compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = tags
+            .iter()
+            .enumerate()
+            .map(|(i, tag)| {
+                let mut headers = IndexMap::new();
+                if let Some(t) = tag {
+                    headers.insert(
+                        StrBytes::from_static_str("mq.tag"),
+                        Some(Bytes::copy_from_slice(t.as_bytes())),
+                    );
+                }
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 4,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: base + i as i64,
+                    sequence: -1 + i as i32,
+                    timestamp: 1_000 + i as i64,
+                    key: None,
+                    value: Some(Bytes::from(format!("value-{}", base + i as i64))),
+                    headers,
+                }
+            })
+            .collect();
+        let mut out = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut out,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        out.to_vec()
+    }
+
+    /// Writes the batches to a file and returns a slice over all of them.
+    fn log_of(batches: &[Vec<u8>]) -> (tempfile::TempDir, FileSlice) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.log");
+        let mut f = File::create(&path).unwrap();
+        let bytes: Vec<u8> = batches.concat();
+        f.write_all(&bytes).unwrap();
+        let slice = FileSlice {
+            file: Arc::new(File::open(&path).unwrap()),
+            position: 0,
+            len: bytes.len(),
+        };
+        (dir, slice)
+    }
+
+    /// The offsets a client reads from the chunks, and the offset it fetches next.
+    fn read_back(fr: &FilteredRead, slice: &FileSlice) -> (Vec<i64>, i64) {
+        let mut offsets = Vec::new();
+        let mut next = -1;
+        for chunk in &fr.chunks {
+            let mut bytes = match chunk {
+                Chunk::Bytes(b) => b.clone(),
+                Chunk::Region(SendRegion(r)) => {
+                    let mut buf = vec![0u8; r.len];
+                    slice.file.read_exact_at(&mut buf, r.position).unwrap();
+                    Bytes::from(buf)
+                }
+            };
+            let h = BatchHeader::parse(&bytes).unwrap();
+            assert_eq!(
+                h.crc,
+                crc32c::crc32c(&bytes[21..]),
+                "every batch sent has a valid CRC"
+            );
+            next = h.last_offset() + 1;
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            offsets.extend(set.records.iter().map(|r| r.offset));
+        }
+        (offsets, next)
+    }
+
+    #[test]
+    fn whole_skipped_and_rebuilt_batches() {
+        let f = Filter::parse("a").unwrap();
+        let batches = [
+            batch(0, &[Some("a"), Some("a")], Compression::None), // whole
+            batch(2, &[Some("b"), None], Compression::None),      // skipped
+            batch(4, &[Some("b"), Some("a"), None], Compression::Lz4), // rebuilt
+            batch(7, &[Some("b")], Compression::None),            // trailing, skipped
+        ];
+        let (_dir, slice) = log_of(&batches);
+        let fr = filter_region(&slice, 0, &f).unwrap();
+        assert_eq!(fr.whole_bytes, batches[0].len());
+        assert_eq!(fr.skipped_bytes, batches[1].len() + batches[3].len());
+        let (offsets, next) = read_back(&fr, &slice);
+        assert_eq!(offsets, vec![0, 1, 5]);
+        // The closing empty batch moves the reader past offsets 6 and 7.
+        assert_eq!(next, 8);
+        assert_eq!(fr.bytes(), fr.chunks.iter().map(chunk_len).sum::<usize>());
+    }
+
+    #[test]
+    fn records_before_the_fetch_offset_are_not_judged() {
+        let f = Filter::parse("a").unwrap();
+        // Offset 0 does not match but lies before the fetch offset: the batch is whole.
+        let batches = [batch(0, &[Some("b"), Some("a")], Compression::None)];
+        let (_dir, slice) = log_of(&batches);
+        let fr = filter_region(&slice, 1, &f).unwrap();
+        assert_eq!(fr.whole_bytes, batches[0].len());
+        assert_eq!(fr.chunks.len(), 1);
+    }
+
+    #[test]
+    fn nothing_matching_still_moves_the_reader() {
+        let f = Filter::parse("zzz").unwrap();
+        let batches = [
+            batch(10, &[Some("a"), None], Compression::Gzip),
+            batch(12, &[Some("b")], Compression::None),
+        ];
+        let (_dir, slice) = log_of(&batches);
+        let fr = filter_region(&slice, 11, &f).unwrap();
+        let (offsets, next) = read_back(&fr, &slice);
+        assert!(offsets.is_empty());
+        assert_eq!(next, 13);
+        let closing = BatchHeader::parse(match &fr.chunks[0] {
+            Chunk::Bytes(b) => b,
+            Chunk::Region(_) => panic!("closing batch is bytes"),
+        })
+        .unwrap();
+        assert_eq!(closing.base_offset, 11);
+    }
+
+    #[test]
+    fn a_partial_trailing_batch_is_dropped() {
+        let f = Filter::parse("a").unwrap();
+        let batches = [
+            batch(0, &[Some("a")], Compression::None),
+            batch(1, &[Some("a")], Compression::None),
+        ];
+        let (_dir, mut slice) = log_of(&batches);
+        slice.len -= 3;
+        let fr = filter_region(&slice, 0, &f).unwrap();
+        let (offsets, next) = read_back(&fr, &slice);
+        assert_eq!((offsets, next), (vec![0], 1));
+    }
+
+    fn chunk_len(c: &Chunk<SendRegion>) -> usize {
+        match c {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::Region(SendRegion(r)) => r.len,
+        }
+    }
+}
