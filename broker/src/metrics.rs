@@ -22,6 +22,9 @@ pub struct Metrics {
     pub view_whole_bytes: AtomicU64,
     pub view_rebuilt_bytes: AtomicU64,
     pub view_skipped_bytes: AtomicU64,
+    /// View reads: batches settled by their tag summary, and batches decoded.
+    pub view_settled_batches: AtomicU64,
+    pub view_decoded_batches: AtomicU64,
     pub produced_records: AtomicU64,
     pub produced_bytes: AtomicU64,
 }
@@ -62,6 +65,18 @@ impl Metrics {
                 "counter",
                 &self.view_skipped_bytes,
                 "View reads: stored bytes of batches with no matching record, not sent",
+            ),
+            (
+                "sluice_view_fetch_settled_batches_total",
+                "counter",
+                &self.view_settled_batches,
+                "View reads: batches settled by their tag summary without decoding",
+            ),
+            (
+                "sluice_view_fetch_decoded_batches_total",
+                "counter",
+                &self.view_decoded_batches,
+                "View reads: batches decoded to judge their records",
             ),
             (
                 "sluice_requests_total",

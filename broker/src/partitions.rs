@@ -6,7 +6,7 @@
 //! file naming the topic id, so that a topic deleted and re-created under the same name
 //! while the broker was down is recognised and its old data dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
+use crate::view::summary::SummaryCache;
 use crate::view::{self, View};
 
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Partition {
     pub log: Mutex<PartitionLog>,
     leader_epoch: std::sync::atomic::AtomicI32,
     hw_tx: watch::Sender<i64>,
+    /// Tag summaries of this partition's batches, for the views reading it.
+    pub summaries: SummaryCache,
 }
 
 impl Partition {
@@ -76,6 +79,8 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     /// Views by name: no log of their own, read through their source's partitions.
     views: RwLock<HashMap<String, Arc<View>>>,
+    /// Topics that have views: their appends are tag-summarised.
+    view_sources: RwLock<HashSet<String>>,
     /// Serialises `sync` so two metadata updates never race on directories.
     sync_lock: Mutex<()>,
 }
@@ -105,6 +110,7 @@ impl ReplicaManager {
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
             views: RwLock::new(HashMap::new()),
+            view_sources: RwLock::new(HashSet::new()),
             sync_lock: Mutex::new(()),
         }
     }
@@ -125,6 +131,14 @@ impl ReplicaManager {
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
             .cloned()
+    }
+
+    /// True if `topic` is the source of a view.
+    pub fn has_views(&self, topic: &str) -> bool {
+        self.view_sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(topic)
     }
 
     /// The partition reads of `topic` go to: its own, or for a view its source's.
@@ -245,6 +259,7 @@ impl ReplicaManager {
                     log: Mutex::new(log),
                     leader_epoch: pm.leader_epoch.into(),
                     hw_tx,
+                    summaries: SummaryCache::default(),
                 });
                 self.partitions
                     .write()
@@ -254,6 +269,8 @@ impl ReplicaManager {
                     .insert(pm.partition, p);
             }
         }
+        *self.view_sources.write().unwrap_or_else(|e| e.into_inner()) =
+            views.values().map(|v| v.source.clone()).collect();
         *self.views.write().unwrap_or_else(|e| e.into_inner()) = views;
         Ok(())
     }

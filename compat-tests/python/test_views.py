@@ -271,3 +271,26 @@ def test_deleting_the_source_deletes_its_views(bootstrap):
         names = a.list_topics(timeout=10).topics
         return src not in names and view not in names
     wait_until(gone, timeout=30, what="source and view deleted")
+
+
+SETTLED = "sluice_view_fetch_settled_batches_total"
+DECODED = "sluice_view_fetch_decoded_batches_total"
+
+
+def test_batches_appended_under_a_view_are_settled_without_decoding(broker):
+    """A source's batches are tag-summarised on append once it has a view, so reading
+    the view settles uniformly tagged batches without decoding them."""
+    if not broker.metrics_port:
+        pytest.skip("broker has no Prometheus metrics endpoint")
+    bs = broker.bootstrap
+    src = create_topic(bs, uniq("view-sum"), partitions=PARTS)
+    view = create_view(bs, uniq("view-sum-v"), src, "vip5 || vip6")
+    produce_uniform(bs, src, "vip5", 600, 0)
+    produce_uniform(bs, src, "plain", 600, 1000)
+    produce_uniform(bs, src, "vip6", 300, 2000)
+    d0, s0 = broker.metric(DECODED), broker.metric(SETTLED)
+    got = cf_consume_assigned(bs, view, range(PARTS), 900, timeout=60)
+    assert len(got) == 900
+    assert {tag_of(m[4]) for m in got} == {"vip5", "vip6"}
+    assert broker.metric(DECODED) == d0, "uniform batches were decoded"
+    assert broker.metric(SETTLED) > s0

@@ -199,7 +199,7 @@ fn read_all(
                         (None, _) => None,
                         (Some(slice), Some(f)) if !f.matches_all() => {
                             // Outside the partition lock: this reads and decodes.
-                            match filter_region(&slice, w.fetch_offset, f) {
+                            match filter_region(&slice, w.fetch_offset, f, &part.summaries) {
                                 Ok(fr) => {
                                     count_view_paths(b, &fr);
                                     out.bytes += fr.bytes();
@@ -237,4 +237,6 @@ fn count_view_paths(b: &Broker, fr: &FilteredRead) {
     Metrics::add(&m.view_rebuilt_bytes, fr.rebuilt_bytes as u64);
     Metrics::add(&m.fetch_copied_bytes, fr.rebuilt_bytes as u64);
     Metrics::add(&m.view_skipped_bytes, fr.skipped_bytes as u64);
+    Metrics::add(&m.view_settled_batches, fr.settled_batches as u64);
+    Metrics::add(&m.view_decoded_batches, fr.decoded_batches as u64);
 }

@@ -14,6 +14,7 @@ use crate::dispatch::{Reply, RequestContext};
 use crate::error_code;
 use crate::metrics::Metrics;
 use crate::view;
+use crate::view::summary::summarise_appended;
 
 /// v13 names topics by id only; up to v12 by name.
 pub const VERSIONS: RangeInclusive<i16> = 3..=12;
@@ -92,6 +93,12 @@ fn append(
     match log.append_as_leader(records, part.leader_epoch(), now_ms()) {
         Ok(a) => {
             part.advance_hw_to_leo(&mut log);
+            drop(log);
+            if !a.duplicate && b.replicas.has_views(topic) {
+                // Views read this topic: summarise its batches now, while they are in
+                // memory, so view reads can settle them without reading them back.
+                summarise_appended(&part.summaries, records, a.base_offset);
+            }
             Metrics::add(&b.metrics.produced_records, a.records as u64);
             Metrics::add(
                 &b.metrics.produced_bytes,

@@ -8,12 +8,14 @@
 //!
 //! - [`filter`]: the filter expressions.
 //! - [`read`]: turning a region of the source log into what a view's reader gets.
+//! - [`summary`]: per-batch tag summaries that settle batches without decoding them.
 //!
 //! Views are defined once: their configs cannot be altered (delete and re-create the
 //! view), producing to a view is refused, and deleting a source deletes its views.
 
 pub mod filter;
 pub mod read;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,4 +140,35 @@ pub fn views_of<'a>(
         .topics
         .values()
         .filter(move |t| source_of(t) == Some(source))
+}
+
+/// Test helper: a record at `offset` with an `mq.tag` header (None: no header).
+#[cfg(test)]
+fn tagged_record(offset: i64, tag: Option<&str>) -> kafka_protocol::records::Record {
+    use bytes::Bytes;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    let mut headers = IndexMap::new();
+    if let Some(t) = tag {
+        headers.insert(
+            StrBytes::from_static_str(filter::TAG_HEADER),
+            Some(Bytes::copy_from_slice(t.as_bytes())),
+        );
+    }
+    kafka_protocol::records::Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 4,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset,
+        // Records without a producer count their sequence up from -1 with the offset.
+        sequence: (offset as i32).wrapping_sub(1),
+        timestamp: 1_000 + offset,
+        key: None,
+        value: Some(Bytes::from(format!("value-{offset}"))),
+        headers,
+    }
 }

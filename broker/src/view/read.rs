@@ -23,6 +23,7 @@ use sluice_storage::log::FileSlice;
 use sluice_wire::fetch::Chunk;
 
 use super::filter::Filter;
+use super::summary::{Settled, SummaryCache, TagSummary};
 use crate::dispatch::SendRegion;
 
 /// The chunks for one partition of a view, and the bytes of each path.
@@ -35,6 +36,12 @@ pub struct FilteredRead {
     pub rebuilt_bytes: usize,
     /// Stored bytes of batches that matched nothing.
     pub skipped_bytes: usize,
+    /// Batches settled by their tag summary, without decoding.
+    pub settled_batches: usize,
+    /// Batches decoded to judge their records.
+    pub decoded_batches: usize,
+    /// Bytes read from the segment file to decide (headers, and batches decoded).
+    pub read_bytes: usize,
 }
 
 impl FilteredRead {
@@ -50,33 +57,64 @@ enum Verdict {
     Skipped,
 }
 
+/// Reads a region through a window, so a batch its summary settles is read no further
+/// than its header (a batch larger than the window not at all).
+struct Window<'s> {
+    slice: &'s FileSlice,
+    start: usize,
+    buf: Vec<u8>,
+    read_bytes: usize,
+}
+
+const WINDOW: usize = 64 * 1024;
+
+impl Window<'_> {
+    fn get(&mut self, pos: usize, n: usize) -> io::Result<&[u8]> {
+        debug_assert!(pos + n <= self.slice.len);
+        if pos < self.start || pos + n > self.start + self.buf.len() {
+            let len = n.max(WINDOW).min(self.slice.len - pos);
+            self.buf.resize(len, 0);
+            self.slice
+                .file
+                .read_exact_at(&mut self.buf, self.slice.position + pos as u64)?;
+            self.start = pos;
+            self.read_bytes += len;
+        }
+        Ok(&self.buf[pos - self.start..pos - self.start + n])
+    }
+}
+
 /// Filters `slice` (whole batches from the source log, possibly ending in part of one,
 /// which is dropped) for a reader at `fetch_offset`.
 pub fn filter_region(
     slice: &FileSlice,
     fetch_offset: i64,
     filter: &Filter,
+    summaries: &SummaryCache,
 ) -> io::Result<FilteredRead> {
-    let mut buf = vec![0u8; slice.len];
-    slice.file.read_exact_at(&mut buf, slice.position)?;
-    let buf = Bytes::from(buf);
+    let mut window = Window {
+        slice,
+        start: 0,
+        buf: Vec::new(),
+        read_bytes: 0,
+    };
     let mut out = FilteredRead::default();
     // The last offset covered by what has been emitted, and the last offset read.
     let mut emitted_through = fetch_offset - 1;
     let mut read_through = fetch_offset - 1;
     let mut last_header: Option<BatchHeader> = None;
     let mut pos = 0;
-    while pos + HEADER_BYTES <= buf.len() {
-        let Ok(h) = BatchHeader::parse(&buf[pos..]) else {
+    while pos + HEADER_BYTES <= slice.len {
+        let Ok(h) = BatchHeader::parse(window.get(pos, HEADER_BYTES)?) else {
             break;
         };
         let total = h.total_bytes();
-        if total < HEADER_BYTES || pos + total > buf.len() {
+        if total < HEADER_BYTES || pos + total > slice.len {
             break;
         }
-        let stored = buf.slice(pos..pos + total);
         if h.last_offset() >= fetch_offset {
-            match verdict(&h, stored, fetch_offset, filter) {
+            let mut stored = || window.get(pos, total).map(Bytes::copy_from_slice);
+            match verdict(&h, &mut stored, fetch_offset, filter, summaries, &mut out)? {
                 Verdict::Whole => {
                     out.chunks.push(Chunk::Region(SendRegion(FileSlice {
                         file: slice.file.clone(),
@@ -98,6 +136,7 @@ pub fn filter_region(
         }
         pos += total;
     }
+    out.read_bytes = window.read_bytes;
     if let Some(h) = last_header {
         if read_through > emitted_through {
             let base = emitted_through + 1;
@@ -115,21 +154,44 @@ pub fn filter_region(
     Ok(out)
 }
 
-fn verdict(h: &BatchHeader, stored: Bytes, fetch_offset: i64, filter: &Filter) -> Verdict {
+fn verdict(
+    h: &BatchHeader,
+    stored: &mut dyn FnMut() -> io::Result<Bytes>,
+    fetch_offset: i64,
+    filter: &Filter,
+    summaries: &SummaryCache,
+    out: &mut FilteredRead,
+) -> io::Result<Verdict> {
     if h.is_control() || h.records_count == 0 {
         // Not records a filter speaks about: pass them on as stored.
-        return Verdict::Whole;
+        return Ok(Verdict::Whole);
     }
-    let mut raw = stored;
+    let settled = |s: &TagSummary| match s.settle(filter) {
+        Settled::All => Some(Verdict::Whole),
+        Settled::None => Some(Verdict::Skipped),
+        Settled::Unknown => None,
+    };
+    if let Some(v) = summaries.get(h.base_offset).as_ref().and_then(settled) {
+        out.settled_batches += 1;
+        return Ok(v);
+    }
+    out.decoded_batches += 1;
+    let mut raw = stored()?;
     let set = match RecordBatchDecoder::decode(&mut raw) {
         Ok(set) => set,
         Err(e) => {
             // Stored batches were validated on produce; one that does not decode is
             // handed on unchanged, and the client reports it, rather than hidden.
             tracing::warn!(offset = h.base_offset, error = %e, "view: batch does not decode; sent as stored");
-            return Verdict::Whole;
+            return Ok(Verdict::Whole);
         }
     };
+    let summary = TagSummary::of(&set.records);
+    let settled_now = settled(&summary);
+    summaries.insert(h.base_offset, summary);
+    if let Some(v) = settled_now {
+        return Ok(v);
+    }
     let needed = set.records.iter().filter(|r| r.offset >= fetch_offset);
     let (mut matched, mut total) = (Vec::new(), 0usize);
     for r in needed {
@@ -138,13 +200,13 @@ fn verdict(h: &BatchHeader, stored: Bytes, fetch_offset: i64, filter: &Filter) -
             matched.push(r);
         }
     }
-    if matched.is_empty() {
+    Ok(if matched.is_empty() {
         Verdict::Skipped
     } else if matched.len() == total {
         Verdict::Whole
     } else {
         Verdict::Rebuilt(rebuild(&matched))
-    }
+    })
 }
 
 fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
@@ -180,10 +242,7 @@ mod tests {
     use std::io::Write;
     use std::sync::Arc;
 
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::TimestampType;
-
+    use super::super::tagged_record;
     use super::*;
 
     /// One stored batch of records at `base`, each tagged as given (None: no tag).
@@ -191,30 +250,7 @@ mod tests {
         let records: Vec<Record> = tags
             .iter()
             .enumerate()
-            .map(|(i, tag)| {
-                let mut headers = IndexMap::new();
-                if let Some(t) = tag {
-                    headers.insert(
-                        StrBytes::from_static_str("mq.tag"),
-                        Some(Bytes::copy_from_slice(t.as_bytes())),
-                    );
-                }
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 4,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: base + i as i64,
-                    sequence: -1 + i as i32,
-                    timestamp: 1_000 + i as i64,
-                    key: None,
-                    value: Some(Bytes::from(format!("value-{}", base + i as i64))),
-                    headers,
-                }
-            })
+            .map(|(i, tag)| tagged_record(base + i as i64, *tag))
             .collect();
         let mut out = BytesMut::new();
         RecordBatchEncoder::encode(
@@ -280,7 +316,7 @@ mod tests {
             batch(7, &[Some("b")], Compression::None),            // trailing, skipped
         ];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 0, &f).unwrap();
+        let fr = filter_region(&slice, 0, &f, &SummaryCache::default()).unwrap();
         assert_eq!(fr.whole_bytes, batches[0].len());
         assert_eq!(fr.skipped_bytes, batches[1].len() + batches[3].len());
         let (offsets, next) = read_back(&fr, &slice);
@@ -291,12 +327,39 @@ mod tests {
     }
 
     #[test]
+    fn summarised_batches_are_settled_without_reading_them() {
+        let f = Filter::parse("a").unwrap();
+        let big: Vec<Option<&str>> = vec![Some("b"); 5_000];
+        let batches = [
+            batch(0, &big, Compression::None),
+            batch(5_000, &[Some("a"); 3], Compression::None),
+        ];
+        assert!(batches[0].len() > WINDOW);
+        let (_dir, slice) = log_of(&batches);
+        let summaries = SummaryCache::default();
+        let first = filter_region(&slice, 0, &f, &summaries).unwrap();
+        assert_eq!((first.decoded_batches, first.settled_batches), (2, 0));
+        assert_eq!(summaries.len(), 2);
+        let again = filter_region(&slice, 0, &f, &summaries).unwrap();
+        assert_eq!((again.decoded_batches, again.settled_batches), (0, 2));
+        // Two windows of headers; the large skipped batch's body is never read.
+        assert!(
+            again.read_bytes < batches[0].len(),
+            "read {} bytes",
+            again.read_bytes
+        );
+        assert_eq!(read_back(&again, &slice), read_back(&first, &slice));
+        assert_eq!(again.whole_bytes, batches[1].len());
+        assert_eq!(again.skipped_bytes, batches[0].len());
+    }
+
+    #[test]
     fn records_before_the_fetch_offset_are_not_judged() {
         let f = Filter::parse("a").unwrap();
         // Offset 0 does not match but lies before the fetch offset: the batch is whole.
         let batches = [batch(0, &[Some("b"), Some("a")], Compression::None)];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 1, &f).unwrap();
+        let fr = filter_region(&slice, 1, &f, &SummaryCache::default()).unwrap();
         assert_eq!(fr.whole_bytes, batches[0].len());
         assert_eq!(fr.chunks.len(), 1);
     }
@@ -309,7 +372,7 @@ mod tests {
             batch(12, &[Some("b")], Compression::None),
         ];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 11, &f).unwrap();
+        let fr = filter_region(&slice, 11, &f, &SummaryCache::default()).unwrap();
         let (offsets, next) = read_back(&fr, &slice);
         assert!(offsets.is_empty());
         assert_eq!(next, 13);
@@ -330,7 +393,7 @@ mod tests {
         ];
         let (_dir, mut slice) = log_of(&batches);
         slice.len -= 3;
-        let fr = filter_region(&slice, 0, &f).unwrap();
+        let fr = filter_region(&slice, 0, &f, &SummaryCache::default()).unwrap();
         let (offsets, next) = read_back(&fr, &slice);
         assert_eq!((offsets, next), (vec![0], 1));
     }
