@@ -39,7 +39,14 @@ METRICS = {
     "e2e_p99_ms": ("ms", ("<=", 0.5)),
     "cpu_s_per_gb": ("CPU s/GiB", ("<=", 0.5)),
     "rss_peak_mb": ("MiB", ("<=", 0.2)),
+    # Filtered consumption (issue 4): records the reader wanted, and what crossed the wire.
+    "useful_records_per_s": ("records/s", None),
+    "wire_mb": ("MB", None),
 }
+# Filtered consumption: on Sluice a view does the filtering; on Kafka, which has no views,
+# the consumer reads the whole topic and filters it, as Kafka users do today.
+VIEW_OR_CLIENT = "view (kafka: client filter)"
+CLIENT_FILTER = "client filter"
 
 
 @dataclass
@@ -55,7 +62,8 @@ class Workload:
     quick_partitions: int = 0
     acks: str = "1"
     clients: tuple = (PERF, FRANZ)
-    kind: str = "produce-consume"   # or "fan-out", "catch-up"
+    kind: str = "produce-consume"   # or "fan-out", "catch-up", "filter"
+    tag_run: int = 1          # "filter": records per run of one tag (1: every batch mixed)
     e2e_rate: int = 0         # records/s for the end-to-end probe; 0: none
     topic_configs: tuple = ()
     producer_props: tuple = ()
@@ -91,7 +99,19 @@ WORKLOADS = [
              size=1024, records=500_000, quick_records=5_000, partitions=100, topics=100,
              quick_partitions=10, quick_topics=10, clients=(FRANZ,), e2e_rate=5_000,
              topic_configs=SMALL_INDEXES),
+    Workload("filter-uniform", "10% of 1 KiB records tagged hot, in runs that fill whole batches",
+             size=1024, records=1_000_000, quick_records=20_000, clients=(FRANZ,), kind="filter",
+             tag_run=4096),
+    Workload("filter-mixed", "10% of 1 KiB records tagged hot, every tenth record",
+             size=1024, records=1_000_000, quick_records=20_000, clients=(FRANZ,), kind="filter"),
 ]
+
+HOT_ONE_IN = 10   # the filter workloads' selectivity: 10%
+
+
+def hot_records(records, run):
+    """How many of benchgen's records are tagged hot (benchgen produce --tag-*)."""
+    return sum(1 for i in range(records) if (i // max(run, 1)) % HOT_ONE_IN == 0)
 
 
 class Recorder:
@@ -178,6 +198,9 @@ def run_workload(w, broker, rec, runs, quick, log):
         log(f"  {RAW}: {r['mb_per_s']:.1f} MB/s ({r['bytes'] / MIB:.0f} MB)")
         return r["bytes"]
 
+    if w.kind == "filter":
+        run_filter_workload(w, broker, rec, runs, topics, records, log)
+        return
     if w.kind in ("fan-out", "catch-up"):
         # The data is written once; each run reads all of it.
         produce(FRANZ)
@@ -213,6 +236,41 @@ def run_workload(w, broker, rec, runs, quick, log):
             rec.add(w.name, FRANZ, "e2e_p50_ms", broker.name, r["p50_ms"])
             rec.add(w.name, FRANZ, "e2e_p99_ms", broker.name, r["p99_ms"])
             log(f"  e2e at {rate}/s: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+
+
+def run_filter_workload(w, broker, rec, runs, topics, records, log):
+    """Tagged records, 10% hot; the hot ones are read through a view (Sluice) and by
+    reading everything and filtering in the client (both brokers)."""
+    boot = broker.bootstrap
+    r = benchgen("produce", "--brokers", boot, *topic_args(topics), "--records", records,
+                 "--size", w.size, "--tag-ratio", HOT_ONE_IN, "--tag-run", w.tag_run)
+    log(f"  franz-go produce (tagged): {r['mb_per_s']:.1f} MB/s")
+    hot = hot_records(records, w.tag_run)
+    view = None
+    if broker.name == "sluice":
+        view = f"{topics[0]}.hot"
+        benchgen("create", "--brokers", boot, "--topics", view, "--partitions", -1,
+                 "--config", f"mq.view.source={topics[0]}", "--config", "mq.view.filter=hot")
+    def read(topic, want):
+        r = benchgen("consume", "--brokers", boot, "--topics", topic, "--records", want,
+                     "--filter-tag", "hot")
+        if r["useful_records"] < hot:
+            raise RuntimeError(f"{topic}: {r['useful_records']} hot records of {hot}")
+        return r
+
+    for _ in range(runs):
+        whole = read(topics[0], records)
+        for client in (CLIENT_FILTER,) + (() if view else (VIEW_OR_CLIENT,)):
+            rec.add(w.name, client, "useful_records_per_s", broker.name, whole["useful_records_per_s"])
+            rec.add(w.name, client, "wire_mb", broker.name, whole["wire_bytes"] / 1e6)
+        log(f"  client filter: {whole['useful_records_per_s']:.0f} hot records/s, "
+            f"{whole['wire_bytes'] / 1e6:.1f} MB on the wire")
+        if view:
+            v = read(view, hot)
+            rec.add(w.name, VIEW_OR_CLIENT, "useful_records_per_s", broker.name, v["useful_records_per_s"])
+            rec.add(w.name, VIEW_OR_CLIENT, "wire_mb", broker.name, v["wire_bytes"] / 1e6)
+            log(f"  view: {v['useful_records_per_s']:.0f} hot records/s, "
+                f"{v['wire_bytes'] / 1e6:.1f} MB on the wire")
 
 
 def batch_args(w):

@@ -22,6 +22,11 @@ type consumeResult struct {
 	MBPerS      float64 `json:"mb_per_s"`
 	WallSeconds float64 `json:"wall_seconds"`
 	Groups      int     `json:"groups"`
+	// With --filter-tag: records whose mq.tag is that tag (the client-side
+	// filter's output) and their rate. Fetch response bytes read off the wire.
+	UsefulRecords     int64   `json:"useful_records,omitempty"`
+	UsefulRecordsPerS float64 `json:"useful_records_per_s,omitempty"`
+	WireBytes         int64   `json:"wire_bytes"`
 }
 
 // tally is what one consuming client saw. first is when the client could start
@@ -31,7 +36,18 @@ type consumeResult struct {
 // figures do, but keeps the first fetch (a small run may arrive in one poll).
 type tally struct {
 	records, bytes int64
+	useful         int64
+	wire           *atomic.Int64
 	first, last    time.Time
+}
+
+// wireCounter sums the bytes of Fetch responses read off the wire.
+type wireCounter struct{ n *atomic.Int64 }
+
+func (w wireCounter) OnBrokerRead(_ kgo.BrokerMetadata, key int16, bytesRead int, _, _ time.Duration, _ error) {
+	if key == 1 { // Fetch
+		w.n.Add(int64(bytesRead))
+	}
 }
 
 func runConsume(args []string) (any, error) {
@@ -44,6 +60,7 @@ func runConsume(args []string) (any, error) {
 	groupPrefix := fs.String("group-prefix", "bench-", "consumer group name prefix (group i is PREFIXi)")
 	timeout := fs.Duration("timeout", 120*time.Second, "fail if a client has not read --records by then")
 	fetchMax := fs.Int("fetch-max-bytes", 50*mib, "fetch.max.bytes per fetch request")
+	filterTag := fs.String("filter-tag", "", "count the records whose mq.tag is this as useful (a client-side filter), and the bytes on the wire")
 	fs.Parse(args)
 
 	topics, err := tf.names()
@@ -93,7 +110,7 @@ func runConsume(args []string) (any, error) {
 	errs := make([]error, len(clients))
 	var wg sync.WaitGroup
 	for i, opts := range clients {
-		wg.Go(func() { tallies[i], errs[i] = consumeN(ctx, opts, *records, *groups > 0) })
+		wg.Go(func() { tallies[i], errs[i] = consumeN(ctx, opts, *records, *groups > 0, *filterTag) })
 	}
 	wg.Wait()
 	wall := time.Since(start).Seconds()
@@ -106,6 +123,8 @@ func runConsume(args []string) (any, error) {
 	for _, t := range tallies {
 		res.Records += t.records
 		res.Bytes += t.bytes
+		res.UsefulRecords += t.useful
+		res.WireBytes += t.wire.Load()
 		if first.IsZero() || t.first.Before(first) {
 			first = t.first
 		}
@@ -117,6 +136,9 @@ func runConsume(args []string) (any, error) {
 	res.Seconds = round3(secs)
 	res.RecordsPerS = rate(float64(res.Records), secs)
 	res.MBPerS = rate(float64(res.Bytes)/mib, secs)
+	if *filterTag != "" {
+		res.UsefulRecordsPerS = rate(float64(res.UsefulRecords), secs)
+	}
 	res.WallSeconds = round3(wall)
 	return res, nil
 }
@@ -149,9 +171,10 @@ func startOffsets(ctx context.Context, seed kgo.Opt, topics []string) (map[strin
 
 // consumeN runs one client until it has read want records. It counts every
 // record handed back, so the last poll may take it slightly past want.
-func consumeN(ctx context.Context, opts []kgo.Opt, want int64, inGroup bool) (tally, error) {
-	var t tally
+func consumeN(ctx context.Context, opts []kgo.Opt, want int64, inGroup bool, filterTag string) (tally, error) {
+	t := tally{wire: new(atomic.Int64)}
 	var assignedAt atomic.Int64 // unix nanoseconds; 0 until a group assigns partitions
+	opts = append(slices.Clone(opts), kgo.WithHooks(wireCounter{t.wire}))
 	if inGroup {
 		opts = append(slices.Clone(opts), kgo.OnPartitionsAssigned(
 			func(context.Context, *kgo.Client, map[string][]int32) {
@@ -183,6 +206,9 @@ func consumeN(ctx context.Context, opts []kgo.Opt, want int64, inGroup bool) (ta
 		fetches.EachRecord(func(r *kgo.Record) {
 			n++
 			t.bytes += int64(len(r.Key) + len(r.Value))
+			if filterTag != "" && hasTag(r, filterTag) {
+				t.useful++
+			}
 		})
 		if n > 0 {
 			if at := assignedAt.Load(); at != 0 && t.records == 0 {
@@ -193,4 +219,13 @@ func consumeN(ctx context.Context, opts []kgo.Opt, want int64, inGroup bool) (ta
 		}
 	}
 	return t, nil
+}
+
+func hasTag(r *kgo.Record, tag string) bool {
+	for _, h := range r.Headers {
+		if h.Key == "mq.tag" {
+			return string(h.Value) == tag
+		}
+	}
+	return false
 }

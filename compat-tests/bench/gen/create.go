@@ -101,8 +101,8 @@ func runCreate(args []string) (any, error) {
 // partition led, because a created topic is not immediately usable: a
 // produce right after CreateTopics can otherwise hit NOT_LEADER or
 // UNKNOWN_TOPIC on some partitions and distort the first measurement.
-// Topics created here must show exactly want partitions; pre-existing ones
-// are taken as they are. Returns the total partition count.
+// Topics created here must show exactly want partitions (any number for -1,
+// the broker's choice); pre-existing ones are taken as they are. Returns the total partition count.
 func waitLeaders(ctx context.Context, adm *kadm.Client, topics []string, created map[string]bool, want int32) (int, error) {
 	var why string
 	for {
@@ -115,7 +115,7 @@ func waitLeaders(ctx context.Context, adm *kadm.Client, topics []string, created
 				switch {
 				case !ok || td.Err != nil:
 					why = fmt.Sprintf("topic %s not ready (%v)", t, td.Err)
-				case len(td.Partitions) == 0 || (created[t] && len(td.Partitions) != int(want)):
+				case len(td.Partitions) == 0 || (created[t] && want > 0 && len(td.Partitions) != int(want)):
 					why = fmt.Sprintf("topic %s shows %d partitions", t, len(td.Partitions))
 				}
 				for _, p := range td.Partitions {

@@ -35,6 +35,8 @@ func runProduce(args []string) (any, error) {
 	maxBytes := fs.Int("max-buffered-bytes", 64*mib, "bytes buffered in the client before Produce blocks")
 	partitioner := fs.String("partitioner", "sticky", "sticky (the client default) or round-robin")
 	timeout := fs.Duration("timeout", 10*time.Minute, "fail if not all records are acknowledged by then")
+	tagRatio := fs.Int("tag-ratio", 0, "tag records mq.tag=hot one time in N, the rest mq.tag=cold (0: no tags)")
+	tagRun := fs.Int("tag-run", 1, "records in a run of one tag: 1 mixes tags in every batch, a batch's worth or more keeps batches uniform")
 	fs.Parse(args)
 
 	topics, err := tf.names()
@@ -106,6 +108,9 @@ func runProduce(args []string) (any, error) {
 		// The partitioner only round-robins within a topic, so records are
 		// dealt out over the topics here to spread them over every partition.
 		r := &kgo.Record{Topic: topics[i%len(topics)], Value: payload}
+		if *tagRatio > 0 {
+			r.Headers = []kgo.RecordHeader{tagHeader(i, *tagRatio, *tagRun)}
+		}
 		// Taken before Produce, which blocks while the buffer is full, so the
 		// latency includes that wait, as ProducerPerformance's send() ->
 		// callback figure does.
@@ -147,6 +152,20 @@ func runProduce(args []string) (any, error) {
 		MBPerS:         rate(float64(bytes)/mib, elapsed),
 		latencySummary: summarize(lat),
 	}, nil
+}
+
+var (
+	hotTag  = []byte("hot")
+	coldTag = []byte("cold")
+)
+
+// tagHeader tags record i: runs of `run` records share a tag, and one run in
+// `ratio` is hot, so `ratio` 10 selects 10% of the records.
+func tagHeader(i, ratio, run int) kgo.RecordHeader {
+	if (i/max(run, 1))%ratio == 0 {
+		return kgo.RecordHeader{Key: "mq.tag", Value: hotTag}
+	}
+	return kgo.RecordHeader{Key: "mq.tag", Value: coldTag}
 }
 
 // filler returns a value of size bytes of random upper-case letters, the
