@@ -294,3 +294,19 @@ def test_batches_appended_under_a_view_are_settled_without_decoding(broker):
     assert {tag_of(m[4]) for m in got} == {"vip5", "vip6"}
     assert broker.metric(DECODED) == d0, "uniform batches were decoded"
     assert broker.metric(SETTLED) > s0
+
+
+@pytest.mark.needs_broker_control
+def test_view_survives_a_restart(broker_factory):
+    """Views are metadata: after a kill -9 the view still reads its source, and batches
+    whose in-memory summaries were lost are decoded again."""
+    b = broker_factory(name="views-restart")
+    src = create_topic(b.bootstrap, uniq("view-rs"), partitions=PARTS)
+    view = create_view(b.bootstrap, uniq("view-rs-v"), src, "vip6")
+    delivered = produce_mixed(b.bootstrap, src, 1200)
+    want = expected(delivered, lambda h: tag_of(h) == "vip6")
+    b.restart(hard=True)
+    got = cf_consume_assigned(b.bootstrap, view, range(PARTS), len(want), timeout=60)
+    assert sorted((m[0], m[1]) for m in got) == want
+    if b.metrics_port:
+        assert b.metric(DECODED) > 0
