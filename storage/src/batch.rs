@@ -191,14 +191,19 @@ pub fn assign(b: &mut [u8], base_offset: i64, leader_epoch: i32) {
     b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Recomputes a batch's CRC after the broker changed bytes it covers.
+pub fn reseal(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Switches a batch to LogAppendTime with `now_ms` as its max timestamp, re-sealing the CRC
 /// (the only case where the broker changes bytes under the checksum, as Kafka does).
 pub fn set_log_append_time(b: &mut [u8], now_ms: i64) {
     let attributes = i16_at(b, 21) | ATTR_LOG_APPEND_TIME;
     b[21..23].copy_from_slice(&attributes.to_be_bytes());
     b[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(b);
 }
 
 /// A batch with no records covering offsets `base_offset..=base_offset + last_offset_delta`:
@@ -224,8 +229,7 @@ pub fn empty_batch(
     b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
     b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
     // recordsCount stays 0.
-    let crc = crc32c::crc32c(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(&mut b);
     b
 }
 

@@ -22,6 +22,8 @@
 //! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
 //!   flush policy, DeleteRecords.
 //! - [`producer`]: idempotent-producer sequence state.
+//! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
+//!   batch from some of them.
 //! - [`config`]: topic configs that shape a log, validated.
 
 pub mod batch;
@@ -30,6 +32,7 @@ mod error;
 pub mod index;
 pub mod log;
 pub mod producer;
+pub mod record;
 pub mod segment;
 
 pub use error::{Error, Result};

@@ -21,7 +21,7 @@ use crate::dispatch::{Reply, RequestContext, SendRegion};
 use crate::error_code;
 use crate::metrics::Metrics;
 use crate::partitions::Partition;
-use crate::view::read::{filter_region, FilteredRead};
+use crate::view::read::{read_view, FilteredRead};
 use crate::view::View;
 
 pub const VERSIONS: RangeInclusive<i16> = 4..=16;
@@ -199,7 +199,7 @@ fn read_all(
                         (None, _) => None,
                         (Some(slice), Some(f)) if !f.matches_all() => {
                             // Outside the partition lock: this reads and decodes.
-                            match filter_region(&slice, w.fetch_offset, f, &part.summaries) {
+                            match read_view(part, slice, w.fetch_offset, budget, f) {
                                 Ok(fr) => {
                                     count_view_paths(b, &fr);
                                     out.bytes += fr.bytes();

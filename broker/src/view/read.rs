@@ -20,15 +20,24 @@ use kafka_protocol::records::{
 };
 use sluice_storage::batch::{self, BatchHeader, HEADER_BYTES};
 use sluice_storage::log::FileSlice;
+use sluice_storage::record::{self, RawRecord};
 use sluice_wire::fetch::Chunk;
 
-use super::filter::Filter;
+use super::filter::{Filter, TAG_HEADER};
 use super::summary::{Settled, SummaryCache, TagSummary};
 use crate::dispatch::SendRegion;
+use crate::partitions::Partition;
 
 /// The chunks for one partition of a view, and the bytes of each path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FilteredRead {
+    /// The last offset the chunks cover, and the last offset read (records after the
+    /// first and up to the second were filtered out).
+    emitted_through: i64,
+    read_through: i64,
+    /// Leader epoch and max timestamp of the last batch read, for the closing batch.
+    last_epoch: i32,
+    last_timestamp: i64,
     pub chunks: Vec<Chunk<SendRegion>>,
     /// Stored bytes of batches sent whole.
     pub whole_bytes: usize,
@@ -45,6 +54,46 @@ pub struct FilteredRead {
 }
 
 impl FilteredRead {
+    /// An empty read for a reader at `fetch_offset`.
+    pub fn new(fetch_offset: i64) -> Self {
+        FilteredRead {
+            emitted_through: fetch_offset - 1,
+            read_through: fetch_offset - 1,
+            last_epoch: -1,
+            last_timestamp: -1,
+            chunks: Vec::new(),
+            whole_bytes: 0,
+            rebuilt_bytes: 0,
+            skipped_bytes: 0,
+            settled_batches: 0,
+            decoded_batches: 0,
+            read_bytes: 0,
+        }
+    }
+
+    /// The offset after the last one read: where the next region starts.
+    pub fn next_offset(&self) -> i64 {
+        self.read_through + 1
+    }
+
+    /// Ends the read: if it ends in records the filter left out, an empty batch over
+    /// them moves the reader past them.
+    pub fn close(&mut self) {
+        if self.read_through > self.emitted_through {
+            let base = self.emitted_through + 1;
+            let closing = batch::empty_batch(
+                base,
+                (self.read_through - base) as i32,
+                self.last_epoch,
+                self.last_timestamp,
+            );
+            self.rebuilt_bytes += closing.len();
+            self.chunks
+                .push(Chunk::Bytes(Bytes::copy_from_slice(&closing)));
+            self.emitted_through = self.read_through;
+        }
+    }
+
     /// Bytes this partition puts on the wire.
     pub fn bytes(&self) -> usize {
         self.whole_bytes + self.rebuilt_bytes
@@ -84,25 +133,62 @@ impl Window<'_> {
     }
 }
 
+/// The most source bytes one view partition reads for one Fetch while looking for
+/// records to send: a sparse view answers after this much, with an empty batch that
+/// moves its reader on, rather than scanning its whole source in one request.
+pub const SCAN_LIMIT: usize = 64 << 20;
+
+/// Reads a view partition for a reader at `fetch_offset`, starting with `first` (the
+/// source's region at that offset) and reading on through the source log until
+/// `budget` bytes are to be sent, [`SCAN_LIMIT`] bytes were read, or the log ends.
+pub fn read_view(
+    part: &Partition,
+    first: FileSlice,
+    fetch_offset: i64,
+    budget: usize,
+    filter: &Filter,
+) -> io::Result<FilteredRead> {
+    let mut out = FilteredRead::new(fetch_offset);
+    let mut slice = first;
+    let mut scanned = 0;
+    loop {
+        scanned += slice.len;
+        let offset = out.next_offset();
+        filter_region(&slice, offset, filter, &part.summaries, &mut out)?;
+        let remaining = budget.saturating_sub(out.bytes());
+        if remaining == 0 || scanned >= SCAN_LIMIT || out.next_offset() <= offset {
+            break;
+        }
+        // Source bytes at least what is left to send: a region yields at most its size.
+        let next = part.lock().read(out.next_offset(), remaining, false);
+        match next {
+            Ok(r) => match r.slice {
+                Some(s) => slice = s,
+                None => break,
+            },
+            // Retention moved the log start past us, or similar: send what we have.
+            Err(_) => break,
+        }
+    }
+    out.close();
+    Ok(out)
+}
+
 /// Filters `slice` (whole batches from the source log, possibly ending in part of one,
-/// which is dropped) for a reader at `fetch_offset`.
+/// which is dropped) for a reader at `fetch_offset`, adding to `out`.
 pub fn filter_region(
     slice: &FileSlice,
     fetch_offset: i64,
     filter: &Filter,
     summaries: &SummaryCache,
-) -> io::Result<FilteredRead> {
+    out: &mut FilteredRead,
+) -> io::Result<()> {
     let mut window = Window {
         slice,
         start: 0,
         buf: Vec::new(),
         read_bytes: 0,
     };
-    let mut out = FilteredRead::default();
-    // The last offset covered by what has been emitted, and the last offset read.
-    let mut emitted_through = fetch_offset - 1;
-    let mut read_through = fetch_offset - 1;
-    let mut last_header: Option<BatchHeader> = None;
     let mut pos = 0;
     while pos + HEADER_BYTES <= slice.len {
         let Ok(h) = BatchHeader::parse(window.get(pos, HEADER_BYTES)?) else {
@@ -114,7 +200,7 @@ pub fn filter_region(
         }
         if h.last_offset() >= fetch_offset {
             let mut stored = || window.get(pos, total).map(Bytes::copy_from_slice);
-            match verdict(&h, &mut stored, fetch_offset, filter, summaries, &mut out)? {
+            match verdict(&h, &mut stored, fetch_offset, filter, summaries, out)? {
                 Verdict::Whole => {
                     out.chunks.push(Chunk::Region(SendRegion(FileSlice {
                         file: slice.file.clone(),
@@ -122,36 +208,23 @@ pub fn filter_region(
                         len: total,
                     })));
                     out.whole_bytes += total;
-                    emitted_through = h.last_offset();
+                    out.emitted_through = h.last_offset();
                 }
                 Verdict::Rebuilt(bytes) => {
                     out.rebuilt_bytes += bytes.len();
                     out.chunks.push(Chunk::Bytes(bytes));
-                    emitted_through = h.last_offset();
+                    out.emitted_through = h.last_offset();
                 }
                 Verdict::Skipped => out.skipped_bytes += total,
             }
-            read_through = h.last_offset();
-            last_header = Some(h);
+            out.read_through = h.last_offset();
+            out.last_epoch = h.partition_leader_epoch;
+            out.last_timestamp = h.max_timestamp;
         }
         pos += total;
     }
-    out.read_bytes = window.read_bytes;
-    if let Some(h) = last_header {
-        if read_through > emitted_through {
-            let base = emitted_through + 1;
-            let closing = batch::empty_batch(
-                base,
-                (read_through - base) as i32,
-                h.partition_leader_epoch,
-                h.max_timestamp,
-            );
-            out.rebuilt_bytes += closing.len();
-            out.chunks
-                .push(Chunk::Bytes(Bytes::copy_from_slice(&closing)));
-        }
-    }
-    Ok(out)
+    out.read_bytes += window.read_bytes;
+    Ok(())
 }
 
 fn verdict(
@@ -176,7 +249,20 @@ fn verdict(
         return Ok(v);
     }
     out.decoded_batches += 1;
-    let mut raw = stored()?;
+    let stored = stored()?;
+    if h.compression() == 0 {
+        if let Ok(records) = record::records(&stored, h) {
+            return Ok(judge_in_place(
+                h,
+                &stored,
+                &records,
+                fetch_offset,
+                filter,
+                summaries,
+            ));
+        }
+    }
+    let mut raw = stored;
     let set = match RecordBatchDecoder::decode(&mut raw) {
         Ok(set) => set,
         Err(e) => {
@@ -207,6 +293,42 @@ fn verdict(
     } else {
         Verdict::Rebuilt(rebuild(&matched))
     })
+}
+
+/// The uncompressed path: records judged where they lie, and a mixed batch rebuilt by
+/// copying the matching records' bytes under the original header (base offset, last
+/// offset delta and timestamps kept, as compaction leaves a batch).
+fn judge_in_place(
+    h: &BatchHeader,
+    stored: &[u8],
+    records: &[RawRecord<'_>],
+    fetch_offset: i64,
+    filter: &Filter,
+    summaries: &SummaryCache,
+) -> Verdict {
+    let summary = TagSummary::of_tags(records.iter().map(|r| r.header(TAG_HEADER)));
+    let settled = summary.settle(filter);
+    summaries.insert(h.base_offset, summary);
+    match settled {
+        Settled::All => return Verdict::Whole,
+        Settled::None => return Verdict::Skipped,
+        Settled::Unknown => {}
+    }
+    let mut needed = 0;
+    let kept: Vec<RawRecord<'_>> = records
+        .iter()
+        .filter(|r| h.base_offset + i64::from(r.offset_delta) >= fetch_offset)
+        .inspect(|_| needed += 1)
+        .filter(|r| filter.matches(|name| r.header(name)))
+        .copied()
+        .collect();
+    if kept.is_empty() {
+        Verdict::Skipped
+    } else if kept.len() == needed {
+        Verdict::Whole
+    } else {
+        Verdict::Rebuilt(record::with_records(stored, &kept))
+    }
 }
 
 fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
@@ -265,6 +387,14 @@ mod tests {
         out.to_vec()
     }
 
+    /// One region, filtered and closed.
+    fn filtered(slice: &FileSlice, offset: i64, f: &Filter, s: &SummaryCache) -> FilteredRead {
+        let mut out = FilteredRead::new(offset);
+        filter_region(slice, offset, f, s, &mut out).unwrap();
+        out.close();
+        out
+    }
+
     /// Writes the batches to a file and returns a slice over all of them.
     fn log_of(batches: &[Vec<u8>]) -> (tempfile::TempDir, FileSlice) {
         let dir = tempfile::tempdir().unwrap();
@@ -316,7 +446,7 @@ mod tests {
             batch(7, &[Some("b")], Compression::None),            // trailing, skipped
         ];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 0, &f, &SummaryCache::default()).unwrap();
+        let fr = filtered(&slice, 0, &f, &SummaryCache::default());
         assert_eq!(fr.whole_bytes, batches[0].len());
         assert_eq!(fr.skipped_bytes, batches[1].len() + batches[3].len());
         let (offsets, next) = read_back(&fr, &slice);
@@ -337,10 +467,10 @@ mod tests {
         assert!(batches[0].len() > WINDOW);
         let (_dir, slice) = log_of(&batches);
         let summaries = SummaryCache::default();
-        let first = filter_region(&slice, 0, &f, &summaries).unwrap();
+        let first = filtered(&slice, 0, &f, &summaries);
         assert_eq!((first.decoded_batches, first.settled_batches), (2, 0));
         assert_eq!(summaries.len(), 2);
-        let again = filter_region(&slice, 0, &f, &summaries).unwrap();
+        let again = filtered(&slice, 0, &f, &summaries);
         assert_eq!((again.decoded_batches, again.settled_batches), (0, 2));
         // Two windows of headers; the large skipped batch's body is never read.
         assert!(
@@ -354,12 +484,28 @@ mod tests {
     }
 
     #[test]
+    fn uncompressed_mixed_batches_keep_their_header() {
+        let f = Filter::parse("sql:tag = 'a' OR tag IS NULL").unwrap();
+        let batches = [batch(10, &[Some("b"), Some("a"), None, Some("b")], Compression::None)];
+        let (_dir, slice) = log_of(&batches);
+        let fr = filtered(&slice, 11, &f, &SummaryCache::default());
+        assert_eq!(fr.chunks.len(), 1, "no closing batch: the rebuilt one spans 10..=13");
+        let (offsets, next) = read_back(&fr, &slice);
+        assert_eq!((offsets, next), (vec![11, 12], 14));
+        let Chunk::Bytes(b) = &fr.chunks[0] else {
+            panic!("a rebuilt batch is bytes")
+        };
+        let h = BatchHeader::parse(b).unwrap();
+        assert_eq!((h.base_offset, h.records_count, h.base_timestamp), (10, 2, 1_010));
+    }
+
+    #[test]
     fn records_before_the_fetch_offset_are_not_judged() {
         let f = Filter::parse("a").unwrap();
         // Offset 0 does not match but lies before the fetch offset: the batch is whole.
         let batches = [batch(0, &[Some("b"), Some("a")], Compression::None)];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 1, &f, &SummaryCache::default()).unwrap();
+        let fr = filtered(&slice, 1, &f, &SummaryCache::default());
         assert_eq!(fr.whole_bytes, batches[0].len());
         assert_eq!(fr.chunks.len(), 1);
     }
@@ -372,7 +518,7 @@ mod tests {
             batch(12, &[Some("b")], Compression::None),
         ];
         let (_dir, slice) = log_of(&batches);
-        let fr = filter_region(&slice, 11, &f, &SummaryCache::default()).unwrap();
+        let fr = filtered(&slice, 11, &f, &SummaryCache::default());
         let (offsets, next) = read_back(&fr, &slice);
         assert!(offsets.is_empty());
         assert_eq!(next, 13);
@@ -393,7 +539,7 @@ mod tests {
         ];
         let (_dir, mut slice) = log_of(&batches);
         slice.len -= 3;
-        let fr = filter_region(&slice, 0, &f, &SummaryCache::default()).unwrap();
+        let fr = filtered(&slice, 0, &f, &SummaryCache::default());
         let (offsets, next) = read_back(&fr, &slice);
         assert_eq!((offsets, next), (vec![0], 1));
     }

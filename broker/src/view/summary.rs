@@ -65,12 +65,17 @@ fn tag_of(r: &Record) -> Option<&str> {
 impl TagSummary {
     /// Summarises the records of one batch.
     pub fn of(records: &[Record]) -> TagSummary {
+        Self::of_tags(records.iter().map(tag_of))
+    }
+
+    /// Summarises a batch from its records' tags (None: a record without one).
+    pub fn of_tags<'a>(tags: impl Iterator<Item = Option<&'a str>>) -> TagSummary {
         let mut first: Option<&str> = None;
         let mut uniform = true;
         let mut untagged = 0;
         let mut signature = 0u64;
-        for r in records {
-            match tag_of(r) {
+        for tag in tags {
+            match tag {
                 None => untagged += 1,
                 Some(t) => {
                     signature |= signature_of(t);
