@@ -191,6 +191,12 @@ pub fn assign(b: &mut [u8], base_offset: i64, leader_epoch: i32) {
     b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Marks a batch's records as uncompressed (the caller rewrote them so); reseal after.
+pub fn set_uncompressed(b: &mut [u8]) {
+    let attributes = i16_at(b, 21) & !ATTR_COMPRESSION_MASK;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+}
+
 /// Recomputes a batch's CRC after the broker changed bytes it covers.
 pub fn reseal(b: &mut [u8]) {
     let crc = crc32c::crc32c(&b[CRC_START..]);

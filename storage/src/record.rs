@@ -105,21 +105,26 @@ pub fn records<'a>(
 ) -> Result<Vec<RawRecord<'a>>, RecordError> {
     debug_assert_eq!(header.compression(), 0);
     let b = batch.get(HEADER_BYTES..).ok_or(RecordError { at: 0 })?;
-    let mut out = Vec::with_capacity(header.records_count.clamp(0, 4096) as usize);
+    parse_records(b, header.records_count)
+}
+
+/// The records of a batch's records section (after the header, decompressed if the
+/// batch was compressed), which must hold exactly `count` records.
+pub fn parse_records(b: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, RecordError> {
+    let mut out = Vec::with_capacity(count.clamp(0, 4096) as usize);
     let mut pos = 0;
     while pos < b.len() {
         out.push(RawRecord::parse(b, &mut pos).ok_or(RecordError { at: pos })?);
     }
-    if out.len() != header.records_count.max(0) as usize {
+    if out.len() != count.max(0) as usize {
         return Err(RecordError { at: pos });
     }
     Ok(out)
 }
 
 /// A batch like `header`'s (same base offset, last offset delta, timestamps, producer
-/// fields, attributes) holding only `kept` of its records, with a fresh CRC: what
-/// compaction leaves, so readers see the kept records at their own offsets. The batch
-/// must be uncompressed.
+/// fields, attributes) holding only `kept` of its records, uncompressed, with a fresh
+/// CRC: what compaction leaves, so readers see the kept records at their own offsets.
 pub fn with_records(header_bytes: &[u8], kept: &[RawRecord<'_>]) -> bytes::Bytes {
     debug_assert!(header_bytes.len() >= HEADER_BYTES);
     let len: usize = kept.iter().map(|r| r.bytes.len()).sum();
@@ -131,6 +136,7 @@ pub fn with_records(header_bytes: &[u8], kept: &[RawRecord<'_>]) -> bytes::Bytes
     let batch_length = (HEADER_BYTES - LOG_OVERHEAD + len) as i32;
     b[8..12].copy_from_slice(&batch_length.to_be_bytes());
     b[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    crate::batch::set_uncompressed(&mut b);
     crate::batch::reseal(&mut b);
     bytes::Bytes::from(b)
 }

@@ -7,12 +7,13 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use sluice_raft::TopicMeta;
+use sluice_raft::{MetadataImage, TopicMeta};
 
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics;
+use crate::view;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=12;
 
@@ -29,8 +30,9 @@ pub async fn handle(
         && (ctx.version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
     if all {
-        for t in b.image().topics.values() {
-            topics.push(describe(t));
+        let image = b.image();
+        for t in image.topics.values() {
+            topics.push(describe(&image, t));
         }
     } else {
         for requested in req.topics.unwrap_or_default() {
@@ -40,7 +42,7 @@ pub async fn handle(
             } else {
                 let image = b.image();
                 match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topics.push(describe(t)),
+                    Some(t) => topics.push(describe(&image, t)),
                     None => topics.push(
                         MetadataResponseTopic::default()
                             .with_topic_id(requested.topic_id)
@@ -74,8 +76,9 @@ pub async fn handle(
 }
 
 async fn lookup_by_name(b: &Broker, name: TopicName, auto_create: bool) -> MetadataResponseTopic {
-    if let Some(t) = b.image().topic(name.0.as_str()) {
-        return describe(t);
+    let image = b.image();
+    if let Some(t) = image.topic(name.0.as_str()) {
+        return describe(&image, t);
     }
     let unknown = |code: i16| {
         MetadataResponseTopic::default()
@@ -86,24 +89,34 @@ async fn lookup_by_name(b: &Broker, name: TopicName, auto_create: bool) -> Metad
         return unknown(E::UnknownTopicOrPartition.code());
     }
     match topics::create_topic(b, name.0.as_str(), -1, -1, BTreeMap::new(), false).await {
-        Ok(_) => match b.image().topic(name.0.as_str()) {
-            Some(t) => describe(t),
-            None => unknown(E::LeaderNotAvailable.code()),
-        },
-        // Lost a race with another creator: describe what is there.
-        Err(r) if r.error == E::TopicAlreadyExists => b
-            .image()
-            .topic(name.0.as_str())
-            .map(describe)
-            .unwrap_or_else(|| unknown(E::LeaderNotAvailable.code())),
+        // Created, or lost a race with another creator: describe what is there.
+        Ok(_)
+        | Err(topics::Refusal {
+            error: E::TopicAlreadyExists,
+            ..
+        }) => {
+            let image = b.image();
+            match image.topic(name.0.as_str()) {
+                Some(t) => describe(&image, t),
+                None => unknown(E::LeaderNotAvailable.code()),
+            }
+        }
         Err(r) => unknown(r.error.code()),
     }
 }
 
-fn describe(t: &TopicMeta) -> MetadataResponseTopic {
+/// A topic's metadata. A view's partitions are its source's: the same leaders and
+/// leader epochs, since its reads are the source partitions' reads.
+fn describe(image: &MetadataImage, t: &TopicMeta) -> MetadataResponseTopic {
+    let source = view::source_of(t).and_then(|s| image.topic(s));
     let partitions = t
         .partitions
         .iter()
+        .map(|p| {
+            source
+                .and_then(|s| s.partitions.get(p.partition as usize))
+                .unwrap_or(p)
+        })
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p.partition)

@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{self, Decompressor};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
@@ -250,8 +251,8 @@ fn verdict(
     }
     out.decoded_batches += 1;
     let stored = stored()?;
-    if h.compression() == 0 {
-        if let Ok(records) = record::records(&stored, h) {
+    if let Some(section) = records_section(h, &stored) {
+        if let Ok(records) = record::parse_records(&section, h.records_count) {
             return Ok(judge_in_place(
                 h,
                 &stored,
@@ -295,7 +296,22 @@ fn verdict(
     })
 }
 
-/// The uncompressed path: records judged where they lie, and a mixed batch rebuilt by
+/// A batch's records section, decompressed if need be (None if it does not decompress:
+/// the caller falls back to the full decoder, which reports why).
+fn records_section(h: &BatchHeader, stored: &Bytes) -> Option<Bytes> {
+    let mut section = stored.slice(HEADER_BYTES..);
+    let keep = |out: &mut Bytes| Ok(std::mem::take(out));
+    match h.compression() {
+        0 => Some(section),
+        1 => compression::Gzip::decompress(&mut section, keep).ok(),
+        2 => compression::Snappy::decompress(&mut section, keep).ok(),
+        3 => compression::Lz4::decompress(&mut section, keep).ok(),
+        4 => compression::Zstd::decompress(&mut section, keep).ok(),
+        _ => None,
+    }
+}
+
+/// Records judged where they lie (decompressed first if need be), and a mixed batch rebuilt by
 /// copying the matching records' bytes under the original header (base offset, last
 /// offset delta and timestamps kept, as compaction leaves a batch).
 fn judge_in_place(
@@ -486,17 +502,28 @@ mod tests {
     #[test]
     fn uncompressed_mixed_batches_keep_their_header() {
         let f = Filter::parse("sql:tag = 'a' OR tag IS NULL").unwrap();
-        let batches = [batch(10, &[Some("b"), Some("a"), None, Some("b")], Compression::None)];
+        let batches = [batch(
+            10,
+            &[Some("b"), Some("a"), None, Some("b")],
+            Compression::None,
+        )];
         let (_dir, slice) = log_of(&batches);
         let fr = filtered(&slice, 11, &f, &SummaryCache::default());
-        assert_eq!(fr.chunks.len(), 1, "no closing batch: the rebuilt one spans 10..=13");
+        assert_eq!(
+            fr.chunks.len(),
+            1,
+            "no closing batch: the rebuilt one spans 10..=13"
+        );
         let (offsets, next) = read_back(&fr, &slice);
         assert_eq!((offsets, next), (vec![11, 12], 14));
         let Chunk::Bytes(b) = &fr.chunks[0] else {
             panic!("a rebuilt batch is bytes")
         };
         let h = BatchHeader::parse(b).unwrap();
-        assert_eq!((h.base_offset, h.records_count, h.base_timestamp), (10, 2, 1_010));
+        assert_eq!(
+            (h.base_offset, h.records_count, h.base_timestamp),
+            (10, 2, 1_010)
+        );
     }
 
     #[test]
