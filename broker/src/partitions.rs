@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kafka_protocol::error::ResponseError;
@@ -31,6 +32,8 @@ pub struct Partition {
     hw_tx: watch::Sender<i64>,
     /// Tag summaries of this partition's batches, for the views reading it.
     pub summaries: SummaryCache,
+    /// Set while the topic has views: its appends are then tag-summarised.
+    pub has_views: AtomicBool,
 }
 
 impl Partition {
@@ -79,8 +82,6 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     /// Views by name: no log of their own, read through their source's partitions.
     views: RwLock<HashMap<String, Arc<View>>>,
-    /// Topics that have views: their appends are tag-summarised.
-    view_sources: RwLock<HashSet<String>>,
     /// Serialises `sync` so two metadata updates never race on directories.
     sync_lock: Mutex<()>,
 }
@@ -110,7 +111,6 @@ impl ReplicaManager {
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
             views: RwLock::new(HashMap::new()),
-            view_sources: RwLock::new(HashSet::new()),
             sync_lock: Mutex::new(()),
         }
     }
@@ -131,14 +131,6 @@ impl ReplicaManager {
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
             .cloned()
-    }
-
-    /// True if `topic` is the source of a view.
-    pub fn has_views(&self, topic: &str) -> bool {
-        self.view_sources
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(topic)
     }
 
     /// The partition reads of `topic` go to: its own, or for a view its source's.
@@ -260,6 +252,7 @@ impl ReplicaManager {
                     leader_epoch: pm.leader_epoch.into(),
                     hw_tx,
                     summaries: SummaryCache::default(),
+                    has_views: AtomicBool::new(false),
                 });
                 self.partitions
                     .write()
@@ -269,8 +262,11 @@ impl ReplicaManager {
                     .insert(pm.partition, p);
             }
         }
-        *self.view_sources.write().unwrap_or_else(|e| e.into_inner()) =
-            views.values().map(|v| v.source.clone()).collect();
+        let sources: HashSet<&str> = views.values().map(|v| v.source.as_str()).collect();
+        for p in self.all() {
+            p.has_views
+                .store(sources.contains(p.topic.as_str()), Ordering::Relaxed);
+        }
         *self.views.write().unwrap_or_else(|e| e.into_inner()) = views;
         Ok(())
     }

@@ -94,7 +94,7 @@ fn append(
         Ok(a) => {
             part.advance_hw_to_leo(&mut log);
             drop(log);
-            if !a.duplicate && b.replicas.has_views(topic) {
+            if !a.duplicate && part.has_views.load(std::sync::atomic::Ordering::Relaxed) {
                 // Views read this topic: summarise its batches now, while they are in
                 // memory, so view reads can settle them without reading them back.
                 summarise_appended(&part.summaries, records, a.base_offset);
