@@ -122,6 +122,21 @@ pub fn parse_records(b: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, RecordE
     Ok(out)
 }
 
+/// A batch's records section, decompressed if need be (None if it does not decompress).
+pub fn records_section(h: &BatchHeader, stored: &bytes::Bytes) -> Option<bytes::Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let mut section = stored.slice(HEADER_BYTES..);
+    let keep = |out: &mut bytes::Bytes| Ok(std::mem::take(out));
+    match h.compression() {
+        0 => Some(section),
+        1 => Gzip::decompress(&mut section, keep).ok(),
+        2 => Snappy::decompress(&mut section, keep).ok(),
+        3 => Lz4::decompress(&mut section, keep).ok(),
+        4 => Zstd::decompress(&mut section, keep).ok(),
+        _ => None,
+    }
+}
+
 /// A batch like `header`'s (same base offset, last offset delta, timestamps, producer
 /// fields, attributes) holding only `kept` of its records, uncompressed, with a fresh
 /// CRC: what compaction leaves, so readers see the kept records at their own offsets.

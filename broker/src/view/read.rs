@@ -14,11 +14,7 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{self, Decompressor};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use bytes::Bytes;
 use sluice_storage::batch::{self, BatchHeader, HEADER_BYTES};
 use sluice_storage::log::FileSlice;
 use sluice_storage::record::{self, RawRecord};
@@ -251,63 +247,28 @@ fn verdict(
     }
     out.decoded_batches += 1;
     let stored = stored()?;
-    if let Some(section) = records_section(h, &stored) {
-        if let Ok(records) = record::parse_records(&section, h.records_count) {
-            return Ok(judge_in_place(
-                h,
-                &stored,
-                &records,
-                fetch_offset,
-                filter,
-                summaries,
-            ));
+    let section = record::records_section(h, &stored);
+    match section
+        .as_deref()
+        .map(|b| record::parse_records(b, h.records_count))
+    {
+        Some(Ok(records)) => Ok(judge_in_place(
+            h,
+            &stored,
+            &records,
+            fetch_offset,
+            filter,
+            summaries,
+        )),
+        _ => {
+            // Stored batches were validated on produce; one whose records do not read
+            // is handed on unchanged, and the client reports it, rather than hidden.
+            tracing::warn!(
+                offset = h.base_offset,
+                "view: batch records do not read; sent as stored"
+            );
+            Ok(Verdict::Whole)
         }
-    }
-    let mut raw = stored;
-    let set = match RecordBatchDecoder::decode(&mut raw) {
-        Ok(set) => set,
-        Err(e) => {
-            // Stored batches were validated on produce; one that does not decode is
-            // handed on unchanged, and the client reports it, rather than hidden.
-            tracing::warn!(offset = h.base_offset, error = %e, "view: batch does not decode; sent as stored");
-            return Ok(Verdict::Whole);
-        }
-    };
-    let summary = TagSummary::of(&set.records);
-    let settled_now = settled(&summary);
-    summaries.insert(h.base_offset, summary);
-    if let Some(v) = settled_now {
-        return Ok(v);
-    }
-    let needed = set.records.iter().filter(|r| r.offset >= fetch_offset);
-    let (mut matched, mut total) = (Vec::new(), 0usize);
-    for r in needed {
-        total += 1;
-        if filter.matches(|name| header(r, name)) {
-            matched.push(r);
-        }
-    }
-    Ok(if matched.is_empty() {
-        Verdict::Skipped
-    } else if matched.len() == total {
-        Verdict::Whole
-    } else {
-        Verdict::Rebuilt(rebuild(&matched))
-    })
-}
-
-/// A batch's records section, decompressed if need be (None if it does not decompress:
-/// the caller falls back to the full decoder, which reports why).
-fn records_section(h: &BatchHeader, stored: &Bytes) -> Option<Bytes> {
-    let mut section = stored.slice(HEADER_BYTES..);
-    let keep = |out: &mut Bytes| Ok(std::mem::take(out));
-    match h.compression() {
-        0 => Some(section),
-        1 => compression::Gzip::decompress(&mut section, keep).ok(),
-        2 => compression::Snappy::decompress(&mut section, keep).ok(),
-        3 => compression::Lz4::decompress(&mut section, keep).ok(),
-        4 => compression::Zstd::decompress(&mut section, keep).ok(),
-        _ => None,
     }
 }
 
@@ -347,38 +308,16 @@ fn judge_in_place(
     }
 }
 
-fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
-    // A handful of headers per record: a scan beats hashing the name.
-    r.headers
-        .iter()
-        .find(|(k, _)| k.as_str() == name)
-        .and_then(|(_, v)| v.as_ref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
-/// Encodes the matching records of one batch as a new, uncompressed batch. Offsets,
-/// timestamps, producer fields and the leader epoch come from the records (the decoder
-/// derived them from the stored batch), so the batch reads as the original did, minus
-/// the records left out.
-fn rebuild(records: &[&Record]) -> Bytes {
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    // Records of one stored batch keep offset - sequence constant, so they encode as
-    // one batch; an encoding error cannot come from data the decoder produced.
-    RecordBatchEncoder::encode(&mut out, records.iter().copied(), &options)
-        .expect("re-encoding decoded records");
-    debug_assert!(BatchHeader::parse(&out).is_ok_and(|h| h.records_count as usize == records.len()));
-    out.freeze()
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs::File;
     use std::io::Write;
     use std::sync::Arc;
+
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    };
 
     use super::super::tagged_record;
     use super::*;

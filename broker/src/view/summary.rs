@@ -17,7 +17,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use kafka_protocol::records::{Record, RecordBatchDecoder};
+use sluice_storage::record;
 
 use super::filter::{Filter, TAG_HEADER};
 
@@ -54,20 +54,7 @@ fn signature_of(tag: &str) -> u64 {
     (1u64 << (v & 63)) | (1u64 << ((v >> 6) & 63))
 }
 
-fn tag_of(r: &Record) -> Option<&str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k.as_str() == TAG_HEADER)
-        .and_then(|(_, v)| v.as_ref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 impl TagSummary {
-    /// Summarises the records of one batch.
-    pub fn of(records: &[Record]) -> TagSummary {
-        Self::of_tags(records.iter().map(tag_of))
-    }
-
     /// Summarises a batch from its records' tags (None: a record without one).
     pub fn of_tags<'a>(tags: impl Iterator<Item = Option<&'a str>>) -> TagSummary {
         let mut first: Option<&str> = None;
@@ -129,9 +116,12 @@ pub fn summarise_appended(cache: &SummaryCache, records: &[u8], base_offset: i64
     };
     let mut next = base_offset;
     for (pos, h) in batches {
-        let mut raw = Bytes::copy_from_slice(&records[pos..pos + h.total_bytes()]);
-        if let Ok(set) = RecordBatchDecoder::decode(&mut raw) {
-            cache.insert(next, TagSummary::of(&set.records));
+        let stored = Bytes::copy_from_slice(&records[pos..pos + h.total_bytes()]);
+        if let Some(section) = record::records_section(&h, &stored) {
+            if let Ok(recs) = record::parse_records(&section, h.records_count) {
+                let tags = recs.iter().map(|r| r.header(TAG_HEADER));
+                cache.insert(next, TagSummary::of_tags(tags));
+            }
         }
         next += h.records_count as i64;
     }
@@ -177,16 +167,10 @@ impl SummaryCache {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tagged_record;
     use super::*;
 
     fn summary(tags: &[Option<&str>]) -> TagSummary {
-        TagSummary::of(
-            &tags
-                .iter()
-                .map(|t| tagged_record(0, *t))
-                .collect::<Vec<_>>(),
-        )
+        TagSummary::of_tags(tags.iter().copied())
     }
 
     #[test]
