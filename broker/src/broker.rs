@@ -8,7 +8,9 @@ use std::time::Duration;
 use sluice_raft::{CommandOutcome, MetadataCommand, MetadataImage, MetadataStore, RaftConfig};
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::delay::timer::{Checkpoint, DelayTimer};
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::partitions::ReplicaManager;
@@ -22,6 +24,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
     pub producer_ids: ProducerIdManager,
+    /// Delayed records, held until due.
+    pub delays: DelayTimer,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
     /// Bytes of requests being read or handled, across all connections
@@ -45,6 +49,10 @@ pub enum StartError {
     Registration(String),
     #[error("storage: {0}")]
     Storage(#[from] sluice_storage::Error),
+    #[error("delayed-delivery store: {0}")]
+    Delays(std::io::Error),
+    #[error("producer id for the delay timer: {0}")]
+    ProducerId(#[from] crate::producer_ids::ProducerIdError),
 }
 
 impl Broker {
@@ -90,19 +98,31 @@ impl Broker {
         replicas.clean_deleted_dirs();
         replicas.sync(&metadata.image())?;
         let groups = GroupCoordinator::open(&data_dir.join("__consumer_offsets-0"), &config)?;
+        let metrics = Arc::new(Metrics::default());
+        let producer_ids = ProducerIdManager::default();
+        let delays = open_delays(
+            &data_dir,
+            &config,
+            &replicas,
+            &producer_ids,
+            &metadata,
+            &metrics,
+        )
+        .await?;
         let request_memory_bytes = config
             .int("queued.max.request.bytes")
             .clamp(1 << 20, u32::MAX as i64) as usize;
         let broker = Arc::new(Broker {
             request_memory: Arc::new(tokio::sync::Semaphore::new(request_memory_bytes)),
             request_memory_bytes,
-            producer_ids: ProducerIdManager::default(),
+            producer_ids,
+            delays,
             config,
             node_id,
             metadata,
             replicas,
             groups,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             shutdown,
         });
         broker.spawn_background();
@@ -151,6 +171,33 @@ impl Broker {
                         .await;
             }
         });
+        // Delayed records coming due.
+        let b = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = b.shutdown.clone();
+            loop {
+                let b2 = b.clone();
+                let next =
+                    tokio::task::spawn_blocking(move || b2.delays.tick(&b2.replicas, now_ms()))
+                        .await;
+                let wait_ms = match next {
+                    Ok(Ok(at)) => (at.saturating_sub(now_ms())).clamp(1, 500),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "delay timer");
+                        1_000
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "delay timer panicked");
+                        1_000
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                    _ = b.delays.wake.notified() => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
         // Group sessions and rebalance deadlines.
         let b = self.clone();
         tokio::spawn(async move { b.groups.run_timers(b.shutdown.clone()).await });
@@ -164,6 +211,40 @@ impl Broker {
             tracing::warn!(error = %e, "metadata quorum shutdown");
         }
     }
+}
+
+/// Opens the delay timer's store in `{data_dir}/__delay`, taking a producer id for it from
+/// the quorum the first time.
+async fn open_delays(
+    data_dir: &std::path::Path,
+    config: &BrokerConfig,
+    replicas: &ReplicaManager,
+    producer_ids: &ProducerIdManager,
+    metadata: &MetadataStore,
+    metrics: &Arc<Metrics>,
+) -> Result<DelayTimer, StartError> {
+    let dir = data_dir.join("__delay");
+    std::fs::create_dir_all(&dir).map_err(StartError::Delays)?;
+    let checkpoint = match Checkpoint::read(&dir).map_err(StartError::Delays)? {
+        Some(c) => c,
+        None => Checkpoint {
+            producer_id: producer_ids.next(metadata).await?,
+            done_through_s: now_ms() / 1_000,
+        },
+    };
+    let log_ends = replicas
+        .all()
+        .iter()
+        .map(|p| ((p.topic_id, p.index), p.lock().log_end_offset()))
+        .collect();
+    DelayTimer::open(
+        &dir,
+        checkpoint,
+        config.int(crate::delay::MAX_DELAY_SETTING),
+        log_ends,
+        metrics.clone(),
+    )
+    .map_err(StartError::Delays)
 }
 
 /// Holds an exclusive lock on `{data_dir}/.lock` for the life of the process, so two

@@ -56,6 +56,8 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("fetch.max.bytes", "57671680"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.scheduler.interval.ms", "1000"),
+    // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.
+    ("mq.delay.max.ms", "3456000000"),
 ];
 
 #[derive(Debug, Clone)]

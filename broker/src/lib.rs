@@ -8,12 +8,14 @@
 //! - [`broker`]: shared state and lifecycle; [`partitions`]: hosted partition logs;
 //!   [`group`]: the consumer-group coordinator; [`producer_ids`]: producer id blocks;
 //!   [`topics`]: topic administration; [`error_code`]: typed errors to Kafka codes;
-//!   [`metrics`]: counters and the /metrics endpoint; [`view`]: tag-filtered views.
+//!   [`metrics`]: counters and the /metrics endpoint; [`view`]: tag-filtered views;
+//!   [`delay`]: delayed delivery.
 
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod delay;
 pub mod dispatch;
 pub mod error_code;
 pub mod group;

@@ -27,6 +27,11 @@ pub struct Metrics {
     pub view_decoded_batches: AtomicU64,
     pub produced_records: AtomicU64,
     pub produced_bytes: AtomicU64,
+    /// Delayed delivery: records taken into the timer, appended when due, and dropped
+    /// (their produce failed or their topic was deleted before they came due).
+    pub delay_scheduled: AtomicU64,
+    pub delay_released: AtomicU64,
+    pub delay_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -77,6 +82,24 @@ impl Metrics {
                 "counter",
                 &self.view_decoded_batches,
                 "View reads: batches decoded to judge their records",
+            ),
+            (
+                "sluice_delay_scheduled_records_total",
+                "counter",
+                &self.delay_scheduled,
+                "Delayed records accepted and held until due",
+            ),
+            (
+                "sluice_delay_released_records_total",
+                "counter",
+                &self.delay_released,
+                "Delayed records appended to their partition when due",
+            ),
+            (
+                "sluice_delay_dropped_records_total",
+                "counter",
+                &self.delay_dropped,
+                "Delayed records dropped: their produce failed or their topic is gone",
             ),
             (
                 "sluice_requests_total",

@@ -161,7 +161,20 @@ pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
 }
 
 /// Splits a Produce request's records into batches, validating each.
-pub fn split_batches(mut b: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+pub fn split_batches(b: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    batches(b, validate)
+}
+
+/// Splits batches the broker built itself, checking only their lengths (a batch with
+/// records taken out keeps its last offset delta, which a client's may not).
+pub fn split_built(b: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    batches(b, BatchHeader::parse)
+}
+
+fn batches(
+    mut b: &[u8],
+    check: impl Fn(&[u8]) -> Result<BatchHeader, BatchError>,
+) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while !b.is_empty() {
@@ -176,7 +189,7 @@ pub fn split_batches(mut b: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchErr
             });
         }
         let total = LOG_OVERHEAD + len as usize;
-        let h = validate(&b[..total])?;
+        let h = check(&b[..total])?;
         out.push((pos, h));
         pos += total;
         b = &b[total..];

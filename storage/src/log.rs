@@ -242,6 +242,23 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
+        self.append_as_leader_with(records, None, leader_epoch, now_ms, |_| Ok(()))
+    }
+
+    /// As [`Self::append_as_leader`], with two additions for the broker's own rewrites.
+    /// `stored`, if given, is written in place of `records` once `records` has passed
+    /// every check: the same batches with records taken out (same count of batches, same
+    /// offsets and producer fields). `before_write` is called with the offset each batch
+    /// will get, once every check has passed and just before anything is written (never
+    /// for a retry found to be a duplicate); if it fails, nothing is written.
+    pub fn append_as_leader_with(
+        &mut self,
+        records: &[u8],
+        stored: Option<&[u8]>,
+        leader_epoch: i32,
+        now_ms: i64,
+        before_write: impl FnOnce(&[i64]) -> std::io::Result<()>,
+    ) -> Result<AppendResult> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -297,11 +314,30 @@ impl PartitionLog {
             });
         }
 
-        let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
+        let mut bases = Vec::with_capacity(batches.len());
+        let mut at = base_offset;
+        for (_, h) in &batches {
+            bases.push(at);
+            at += h.last_offset_delta as i64 + 1;
+        }
+        before_write(&bases).during("preparing the append")?;
+        let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let (source, batches) = match stored {
+            None => (records, batches),
+            Some(stored) => {
+                let built = batch::split_built(stored)?;
+                debug_assert_eq!(built.len(), batches.len());
+                debug_assert!(built.iter().zip(&batches).all(|((_, b), (_, c))| {
+                    (b.last_offset_delta, b.producer_id, b.base_sequence)
+                        == (c.last_offset_delta, c.producer_id, c.base_sequence)
+                }));
+                (stored, built)
+            }
+        };
         let mut records_appended = 0i64;
         for (pos, h) in &batches {
-            let bytes = &records[*pos..*pos + h.total_bytes()];
+            let bytes = &source[*pos..*pos + h.total_bytes()];
             self.maybe_roll(h, now_ms)?;
             let offset = self.log_end_offset();
             let mut assigned = *h;

@@ -23,7 +23,11 @@ pub struct RecordError {
 pub struct RawRecord<'a> {
     /// The record as stored, length prefix included.
     pub bytes: &'a [u8],
+    pub attributes: i8,
+    pub timestamp_delta: i64,
     pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
     header_count: usize,
     headers: &'a [u8],
 }
@@ -58,15 +62,21 @@ impl<'a> RawRecord<'a> {
     /// The value of header `name` as UTF-8 (None if absent, null or not UTF-8). With
     /// repeated names, the first wins.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        let mut pos = 0;
-        for _ in 0..self.header_count {
-            let key = field(self.headers, &mut pos)??;
-            let value = field(self.headers, &mut pos)?;
-            if key == name.as_bytes() {
-                return value.and_then(|v| std::str::from_utf8(v).ok());
-            }
-        }
-        None
+        self.headers()
+            .find(|(k, _)| *k == name.as_bytes())
+            .and_then(|(_, v)| v)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The headers in order, as (key, value) bytes; stops at the first that does not parse.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        let (b, mut pos, mut left) = (self.headers, 0, self.header_count);
+        std::iter::from_fn(move || {
+            left = left.checked_sub(1)?;
+            let key = field(b, &mut pos)??;
+            let value = field(b, &mut pos)?;
+            Some((key, value))
+        })
     }
 
     /// Parses the record starting at `b[*pos]` and moves past it.
@@ -76,11 +86,12 @@ impl<'a> RawRecord<'a> {
         let body_start = *pos;
         let end = body_start.checked_add(usize::try_from(len).ok()?)?;
         let body = b.get(body_start..end)?;
-        let mut p = 1; // attributes
-        varint(body, &mut p, 10)?; // timestampDelta
+        let attributes = *body.first()? as i8;
+        let mut p = 1;
+        let timestamp_delta = varint(body, &mut p, 10)?;
         let offset_delta = i32::try_from(varint(body, &mut p, 5)?).ok()?;
-        field(body, &mut p)?; // key
-        field(body, &mut p)?; // value
+        let key = field(body, &mut p)?;
+        let value = field(body, &mut p)?;
         let header_count = usize::try_from(varint(body, &mut p, 5)?).ok()?;
         let headers = body.get(p..)?;
         // Headers take at least two bytes each: a hostile count cannot make lookups loop long.
@@ -90,7 +101,11 @@ impl<'a> RawRecord<'a> {
         *pos = end;
         Some(RawRecord {
             bytes: &b[start..end],
+            attributes,
+            timestamp_delta,
             offset_delta,
+            key,
+            value,
             header_count,
             headers,
         })
@@ -120,6 +135,117 @@ pub fn parse_records(b: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, RecordE
         return Err(RecordError { at: pos });
     }
     Ok(out)
+}
+
+/// Parses one record that is alone in `b` (as the delay store keeps them).
+pub fn parse_one(b: &[u8]) -> Option<RawRecord<'_>> {
+    let mut pos = 0;
+    let r = RawRecord::parse(b, &mut pos)?;
+    (pos == b.len()).then_some(r)
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_field(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => put_varint(out, -1),
+        Some(v) => {
+            put_varint(out, v.len() as i64);
+            out.extend_from_slice(v);
+        }
+    }
+}
+
+/// Builds a new uncompressed v2 batch, record by record: what the broker writes when it
+/// is the producer (delayed records coming due).
+#[derive(Debug)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    count: i32,
+    first_timestamp: i64,
+    max_timestamp: i64,
+    scratch: Vec<u8>,
+}
+
+impl BatchBuilder {
+    /// Records are timestamped relative to `first_timestamp`, which must be at or below
+    /// every timestamp pushed (deltas stay non-negative, as Kafka's producers write them).
+    pub fn new(first_timestamp: i64, producer: (i64, i16, i32)) -> Self {
+        let mut buf = vec![0u8; HEADER_BYTES];
+        buf[16] = 2;
+        buf[27..35].copy_from_slice(&first_timestamp.to_be_bytes());
+        buf[43..51].copy_from_slice(&producer.0.to_be_bytes());
+        buf[51..53].copy_from_slice(&producer.1.to_be_bytes());
+        buf[53..57].copy_from_slice(&producer.2.to_be_bytes());
+        BatchBuilder {
+            buf,
+            count: 0,
+            first_timestamp,
+            max_timestamp: first_timestamp,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    pub fn count(&self) -> i32 {
+        self.count
+    }
+
+    /// Appends a record at the next offset.
+    pub fn push<'h>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+    ) {
+        debug_assert!(timestamp >= self.first_timestamp);
+        let body = &mut self.scratch;
+        body.clear();
+        body.push(0); // attributes: unused in v2 records
+        put_varint(body, timestamp - self.first_timestamp);
+        put_varint(body, self.count as i64);
+        put_field(body, key);
+        put_field(body, value);
+        let mut headers_bytes = Vec::new();
+        let mut n = 0i64;
+        for (k, v) in headers {
+            put_field(&mut headers_bytes, Some(k));
+            put_field(&mut headers_bytes, v);
+            n += 1;
+        }
+        put_varint(body, n);
+        body.extend_from_slice(&headers_bytes);
+        put_varint(&mut self.buf, body.len() as i64);
+        self.buf.extend_from_slice(body);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// The finished batch, at base offset 0 (the log assigns it), CRC sealed.
+    pub fn finish(mut self) -> bytes::Bytes {
+        debug_assert!(self.count > 0);
+        let b = &mut self.buf;
+        let batch_length = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        b[23..27].copy_from_slice(&(self.count - 1).to_be_bytes());
+        b[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        b[57..61].copy_from_slice(&self.count.to_be_bytes());
+        crate::batch::reseal(b);
+        bytes::Bytes::from(self.buf)
+    }
 }
 
 /// A batch's records section, decompressed if need be (None if it does not decompress).
@@ -183,6 +309,41 @@ mod tests {
             again.iter().map(|r| r.offset_delta).collect::<Vec<_>>(),
             [0, 2]
         );
+    }
+
+    #[test]
+    fn builds_a_batch_kafka_can_decode() {
+        let mut b = BatchBuilder::new(1_000, (42, 0, 7));
+        b.push(
+            1_000,
+            Some(b"k"),
+            Some(b"v1"),
+            [(&b"h"[..], Some(&b"x"[..]))],
+        );
+        b.push(1_005, None, None, []);
+        let bytes = b.finish();
+        let h = validate(&bytes).unwrap();
+        assert_eq!(
+            (h.records_count, h.last_offset_delta, h.max_timestamp),
+            (2, 1, 1_005)
+        );
+        assert_eq!(
+            (h.producer_id, h.base_sequence, h.last_sequence()),
+            (42, 7, 8)
+        );
+        let recs = records(&bytes, &h).unwrap();
+        assert_eq!(recs[0].header("h"), Some("x"));
+        assert_eq!(
+            (recs[0].key, recs[0].value),
+            (Some(&b"k"[..]), Some(&b"v1"[..]))
+        );
+        assert_eq!((recs[1].timestamp_delta, recs[1].value), (5, None));
+        assert!(parse_one(recs[0].bytes).is_some());
+        let mut buf = bytes.clone();
+        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+        assert_eq!(decoded.records.len(), 2);
+        assert_eq!(decoded.records[1].timestamp, 1_005);
+        assert_eq!(decoded.records[0].headers.len(), 1);
     }
 
     #[test]

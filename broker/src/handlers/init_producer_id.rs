@@ -25,7 +25,13 @@ pub async fn handle(
     // KIP-360: a producer that knows its id asks for the next epoch of it; for an
     // idempotent producer without a coordinator, bumping the epoch is always safe
     // because sequences restart at 0 and older epochs are fenced by the partitions.
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+    // The delay timer's producer id is never bumped for a client: that would fence it.
+    let reserved = req.producer_id.0 == b.delays.producer_id();
+    if req.producer_id.0 >= 0
+        && !reserved
+        && req.producer_epoch >= 0
+        && req.producer_epoch < i16::MAX - 1
+    {
         return resp
             .with_producer_id(req.producer_id)
             .with_producer_epoch(req.producer_epoch + 1);

@@ -10,6 +10,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::delay;
+use crate::delay::split::Refusal;
 use crate::dispatch::{Reply, RequestContext};
 use crate::error_code;
 use crate::metrics::Metrics;
@@ -79,6 +81,35 @@ fn append(
     let Some(records) = records else {
         return r.with_error_code(E::CorruptMessage.code());
     };
+    let accepted_ms = now_ms();
+    let split = match delay::split::split(
+        records,
+        accepted_ms,
+        b.delays.max_delay_ms,
+        b.delays.producer_id(),
+    ) {
+        Ok(s) => s,
+        Err(Refusal::BadRecord { index, error }) => {
+            tracing::debug!(topic, partition, index, error = %error,
+                "produce refused: bad delay header");
+            let message = format!("record {index}: {error}");
+            return r
+                .with_error_code(E::InvalidRecord.code())
+                .with_error_message(Some(str_bytes(message.clone())))
+                .with_record_errors(vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(index)
+                    .with_batch_index_error_message(Some(str_bytes(message)))]);
+        }
+        Err(Refusal::ReservedProducerId(id)) => {
+            tracing::debug!(
+                topic,
+                partition,
+                id,
+                "produce refused: the timer's producer id"
+            );
+            return r.with_error_code(E::InvalidProducerIdMapping.code());
+        }
+    };
     let mut log = part.lock();
     if acks == -1 {
         let isr = b
@@ -90,19 +121,37 @@ fn append(
             return r.with_error_code(E::NotEnoughReplicas.code());
         }
     }
-    match log.append_as_leader(records, part.leader_epoch(), now_ms()) {
+    let mut scheduled = Vec::new();
+    let appended = match &split {
+        None => log.append_as_leader(records, part.leader_epoch(), accepted_ms),
+        Some(s) => log.append_as_leader_with(
+            records,
+            Some(&s.stored),
+            part.leader_epoch(),
+            accepted_ms,
+            |bases| {
+                scheduled = b.delays.schedule(&part, bases, &s.delayed)?;
+                Ok(())
+            },
+        ),
+    };
+    if appended.is_err() && !scheduled.is_empty() {
+        b.delays.cancel(&scheduled);
+    }
+    let stored = split.as_ref().map_or(records, |s| &s.stored[..]);
+    match appended {
         Ok(a) => {
             part.advance_hw_to_leo(&mut log);
             drop(log);
             if !a.duplicate && part.has_views.load(std::sync::atomic::Ordering::Relaxed) {
                 // Views read this topic: summarise its batches now, while they are in
                 // memory, so view reads can settle them without reading them back.
-                summarise_appended(&part.summaries, records, a.base_offset);
+                summarise_appended(&part.summaries, stored, a.base_offset);
             }
             Metrics::add(&b.metrics.produced_records, a.records as u64);
             Metrics::add(
                 &b.metrics.produced_bytes,
-                if a.duplicate { 0 } else { records.len() as u64 },
+                if a.duplicate { 0 } else { stored.len() as u64 },
             );
             r.with_base_offset(a.base_offset)
                 .with_log_append_time_ms(a.log_append_time_ms)

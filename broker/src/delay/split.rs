@@ -1,0 +1,225 @@
+//! Produce-time split: the records of a Produce partition that are due now are stored as
+//! usual; the delayed ones are taken out of their batches and handed to the timer.
+//!
+//! A batch with records taken out keeps its header (base offset, last offset delta,
+//! producer id and sequences): its delayed records leave gaps at the offsets the producer
+//! was told, exactly as compaction leaves them, and an idempotent producer's sequence
+//! bookkeeping is unchanged. A batch whose records are all delayed is kept as an empty
+//! batch, for the same reasons.
+
+use bytes::Bytes;
+use sluice_storage::batch::{self, HEADER_BYTES};
+use sluice_storage::record::{self, parse_records};
+
+use super::{due_ms, DelayError};
+
+/// Every delay header starts so; a batch without it anywhere has no delayed record.
+const HEADER_PREFIX: &[u8] = b"mq.del";
+
+/// A record taken out of its batch until it is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delayed {
+    /// Which batch of the request it came from, and its offset delta there.
+    pub batch: usize,
+    pub offset_delta: i32,
+    pub due_ms: i64,
+    /// The record's own timestamp (CreateTime).
+    pub timestamp: i64,
+    /// The record as it was in the batch, length prefix included.
+    pub record: Vec<u8>,
+}
+
+/// What the partition stores in place of the produced records, and what waits.
+#[derive(Debug)]
+pub struct Split {
+    pub stored: Bytes,
+    pub delayed: Vec<Delayed>,
+}
+
+/// Why a Produce partition is refused; nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A record with bad delay headers (INVALID_RECORD), by its index among the
+    /// records of the request's partition.
+    BadRecord { index: i32, error: DelayError },
+    /// A batch claims the delay timer's producer id (INVALID_PRODUCER_ID_MAPPING): it
+    /// would fence the timer's releases.
+    ReservedProducerId(i64),
+}
+
+/// Splits a Produce partition's records. `Ok(None)`: nothing is delayed, store them as
+/// they are. Batches the log will refuse anyway (bad CRC, transactional...) are left to
+/// it, as are batches whose records do not parse (stored as produced, as before).
+pub fn split(
+    records: &[u8],
+    accepted_ms: i64,
+    max_delay_ms: i64,
+    reserved_producer_id: i64,
+) -> Result<Option<Split>, Refusal> {
+    // Lengths only: the log validates the produced batches (CRC included) before it
+    // stores anything, so a rebuilt batch never launders a corrupt one.
+    let Ok(batches) = batch::split_built(records) else {
+        return Ok(None);
+    };
+    if batches
+        .iter()
+        .any(|(_, h)| h.producer_id == reserved_producer_id)
+    {
+        return Err(Refusal::ReservedProducerId(reserved_producer_id));
+    }
+    let finder = memchr::memmem::Finder::new(HEADER_PREFIX);
+    let mut delayed = Vec::new();
+    // Per batch: the records section and which of its records stay (None: all stay).
+    let mut rebuilt: Vec<Option<Bytes>> = Vec::with_capacity(batches.len());
+    let mut index_base = 0i32;
+    for (i, (pos, h)) in batches.iter().enumerate() {
+        let bytes = &records[*pos..*pos + h.total_bytes()];
+        rebuilt.push(None);
+        let first_index = index_base;
+        index_base = index_base.saturating_add(h.records_count);
+        if h.is_control() || h.is_transactional() {
+            continue;
+        }
+        if h.compression() == 0 && finder.find(&bytes[HEADER_BYTES..]).is_none() {
+            continue;
+        }
+        let Some(section) = record::records_section(h, &Bytes::copy_from_slice(bytes)) else {
+            continue;
+        };
+        if h.compression() != 0 && finder.find(&section).is_none() {
+            continue;
+        }
+        let Ok(recs) = parse_records(&section, h.records_count) else {
+            continue;
+        };
+        // A record's offset is its place in the batch: gaps are the broker's to make.
+        if !recs
+            .iter()
+            .enumerate()
+            .all(|(n, r)| r.offset_delta == n as i32)
+        {
+            continue;
+        }
+        let mut kept = Vec::with_capacity(recs.len());
+        let before = delayed.len();
+        for (n, r) in recs.iter().enumerate() {
+            match due_ms(r, accepted_ms, max_delay_ms) {
+                Err(error) => {
+                    return Err(Refusal::BadRecord {
+                        index: first_index + n as i32,
+                        error,
+                    })
+                }
+                Ok(None) => kept.push(*r),
+                Ok(Some(due)) => delayed.push(Delayed {
+                    batch: i,
+                    offset_delta: r.offset_delta,
+                    due_ms: due,
+                    timestamp: h.base_timestamp + r.timestamp_delta,
+                    record: r.bytes.to_vec(),
+                }),
+            }
+        }
+        if delayed.len() > before {
+            rebuilt[i] = Some(record::with_records(&bytes[..HEADER_BYTES], &kept));
+        }
+    }
+    if delayed.is_empty() {
+        return Ok(None);
+    }
+    let mut stored = Vec::with_capacity(records.len());
+    for ((pos, h), new) in batches.iter().zip(&rebuilt) {
+        match new {
+            Some(b) => stored.extend_from_slice(b),
+            None => stored.extend_from_slice(&records[*pos..*pos + h.total_bytes()]),
+        }
+    }
+    Ok(Some(Split {
+        stored: Bytes::from(stored),
+        delayed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delay::DELAY_MS;
+    use sluice_storage::batch::{split_built, BatchHeader};
+    use sluice_storage::record::{records, BatchBuilder};
+
+    /// A batch of records with optional `mq.delay.ms` values, producer fields given.
+    pub fn batch_with_delays(delays: &[Option<&str>], producer: (i64, i16, i32)) -> Bytes {
+        let mut b = BatchBuilder::new(100, producer);
+        for (i, d) in delays.iter().enumerate() {
+            let v = format!("v{i}");
+            let headers: Vec<(&[u8], Option<&[u8]>)> = d
+                .iter()
+                .map(|d| (DELAY_MS.as_bytes(), Some(d.as_bytes())))
+                .collect();
+            b.push(100 + i as i64, None, Some(v.as_bytes()), headers);
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn nothing_delayed_is_left_alone() {
+        let b = batch_with_delays(&[None, None], (-1, -1, -1));
+        assert!(split(&b, 1_000, 10_000, 99).unwrap().is_none());
+        let b = batch_with_delays(&[Some("0")], (-1, -1, -1));
+        assert!(split(&b, 1_000, 10_000, 99).unwrap().is_none());
+    }
+
+    #[test]
+    fn delayed_records_leave_gaps() {
+        let mut req = batch_with_delays(&[None, Some("50"), None], (7, 0, 10)).to_vec();
+        req.extend_from_slice(&batch_with_delays(&[Some("1"), Some("2")], (7, 0, 13)));
+        let s = split(&req, 1_000, 10_000, 99).unwrap().unwrap();
+        let due: Vec<_> = s
+            .delayed
+            .iter()
+            .map(|d| (d.batch, d.offset_delta, d.due_ms, d.timestamp))
+            .collect();
+        assert_eq!(
+            due,
+            [(0, 1, 1_050, 101), (1, 0, 1_001, 100), (1, 1, 1_002, 101)]
+        );
+        let built = split_built(&s.stored).unwrap();
+        assert_eq!(built.len(), 2);
+        let (pos, h) = built[0];
+        assert_eq!(
+            (h.records_count, h.last_offset_delta, h.base_sequence),
+            (2, 2, 10)
+        );
+        let first = &s.stored[pos..pos + h.total_bytes()];
+        let kept: Vec<_> = records(first, &BatchHeader::parse(first).unwrap())
+            .unwrap()
+            .iter()
+            .map(|r| r.offset_delta)
+            .collect();
+        assert_eq!(kept, [0, 2]);
+        let (_, h) = built[1];
+        assert_eq!(
+            (h.records_count, h.last_offset_delta, h.base_sequence),
+            (0, 1, 13)
+        );
+    }
+
+    #[test]
+    fn a_bad_header_names_its_record() {
+        let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
+        req.extend_from_slice(&batch_with_delays(&[None, Some("soon")], (-1, -1, -1)));
+        let r = split(&req, 1_000, 10_000, 99).unwrap_err();
+        assert!(matches!(
+            r,
+            Refusal::BadRecord {
+                index: 3,
+                error: DelayError::NotANumber { .. }
+            }
+        ));
+        let b = batch_with_delays(&[None], (99, 0, 0));
+        assert_eq!(
+            split(&b, 1_000, 10_000, 99).unwrap_err(),
+            Refusal::ReservedProducerId(99)
+        );
+    }
+}

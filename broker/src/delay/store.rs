@@ -1,0 +1,634 @@
+//! Delayed records on disk (RocketMQ 5's TimerLog and TimerWheel): append-only segment
+//! files of entries, and a memory-mapped timing wheel with one slot per second. A slot
+//! holds the position of the newest entry chained to it; each entry holds the position
+//! of the one before it in the same slot. Pending records cost disk, not memory: only
+//! the wheel pages of seconds that have entries are ever touched.
+//!
+//! Entry layout (big-endian):
+//! ```text
+//!  0 len u32 (bytes after this field)
+//!  4 state u8 | 5 release sequence i32 | 9 prev u64 (position + 1, 0: end of chain)
+//! 17 crc32c u32 of bytes 21.. | 21 due ms i64 | 29 chain second i64 | 37 topic id [16]
+//! 53 partition i32 | 57 origin offset i64 | 65 timestamp i64 | 73 topic name len u16
+//! 75 topic name | record (as it was in its batch, length prefix included)
+//! ```
+//! State, sequence and prev lie outside the CRC: they are written in place later.
+//!
+//! An entry is chained to the slot of its *chain second*, which is its due second unless
+//! that second was already staged by the timer (then the next unstaged one). A slot
+//! serves every round of the wheel: a walk for second X takes entries chained to X, skips
+//! newer rounds, and stops at the first entry of an older round, since every entry of a
+//! round is written after every entry of the round before it (delays are shorter than
+//! the wheel).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+use uuid::Uuid;
+
+/// Sealed segments are at most this long (one entry may make one longer).
+const SEGMENT_BYTES: u64 = 64 << 20;
+const WHEEL_FILE: &str = "wheel";
+const WHEEL_MAGIC: &[u8; 8] = b"SLWHEEL1";
+const WHEEL_HEADER: usize = 16;
+const FIXED: usize = 75;
+const CRC_FROM: usize = 21;
+const SUFFIX: &str = ".delay";
+
+/// Where an entry stands. Only the timer moves it on, except Dropped on a failed append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Pending = 0,
+    /// Being appended under `release_seq`: after a crash, the partition's producer
+    /// state tells whether that append happened.
+    Releasing = 1,
+    Released = 2,
+    /// Never to be released: its produce failed, or its topic is gone.
+    Dropped = 3,
+}
+
+impl State {
+    fn from_u8(b: u8) -> State {
+        match b {
+            0 => State::Pending,
+            1 => State::Releasing,
+            2 => State::Released,
+            _ => State::Dropped,
+        }
+    }
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Pending | State::Releasing)
+    }
+}
+
+/// A delayed record to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub due_ms: i64,
+    pub chain_s: i64,
+    pub topic_id: Uuid,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub origin_offset: i64,
+    pub timestamp: i64,
+    pub record: &'a [u8],
+}
+
+/// An entry's fixed fields, as a chain walk reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub pos: u64,
+    pub len: u32,
+    pub state: State,
+    pub release_seq: i32,
+    pub prev: u64,
+    pub due_ms: i64,
+    pub chain_s: i64,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub origin_offset: i64,
+    pub timestamp: i64,
+}
+
+/// A whole entry, CRC checked.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub head: Head,
+    pub topic: String,
+    pub record: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    /// The largest chain second of its entries (-1: none).
+    max_chain_s: i64,
+    sealed: bool,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    /// By base position: a position is its segment's base plus its place in the file.
+    segments: BTreeMap<u64, Segment>,
+    wheel: MmapMut,
+    slots: u64,
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    u32_at(b, at) as i32
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    u64_at(b, at) as i64
+}
+
+fn parse_head(pos: u64, b: &[u8]) -> Head {
+    debug_assert!(b.len() >= FIXED);
+    Head {
+        pos,
+        len: u32_at(b, 0),
+        state: State::from_u8(b[4]),
+        release_seq: i32_at(b, 5),
+        prev: u64_at(b, 9),
+        due_ms: i64_at(b, 21),
+        chain_s: i64_at(b, 29),
+        topic_id: Uuid::from_bytes(b[37..53].try_into().expect("16 bytes")),
+        partition: i32_at(b, 53),
+        origin_offset: i64_at(b, 57),
+        timestamp: i64_at(b, 65),
+    }
+}
+
+fn encode(e: &NewEntry<'_>, prev: u64) -> Vec<u8> {
+    let name = e.topic.as_bytes();
+    let total = FIXED + name.len() + e.record.len();
+    let mut b = Vec::with_capacity(total);
+    b.extend_from_slice(&((total - 4) as u32).to_be_bytes());
+    b.push(State::Pending as u8);
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&prev.to_be_bytes());
+    b.extend_from_slice(&[0; 4]); // crc, below
+    b.extend_from_slice(&e.due_ms.to_be_bytes());
+    b.extend_from_slice(&e.chain_s.to_be_bytes());
+    b.extend_from_slice(e.topic_id.as_bytes());
+    b.extend_from_slice(&e.partition.to_be_bytes());
+    b.extend_from_slice(&e.origin_offset.to_be_bytes());
+    b.extend_from_slice(&e.timestamp.to_be_bytes());
+    b.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    b.extend_from_slice(name);
+    b.extend_from_slice(e.record);
+    let crc = crc32c::crc32c(&b[CRC_FROM..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    debug_assert_eq!(b.len(), total);
+    b
+}
+
+fn segment_name(base: u64, sealed_max_chain: Option<i64>) -> String {
+    match sealed_max_chain {
+        None => format!("{base:020}{SUFFIX}"),
+        Some(m) => format!("{base:020}-{m}{SUFFIX}"),
+    }
+}
+
+/// Reads the entries of a file from its start, calling `each` with their heads, and
+/// returns where the last whole entry with a good CRC ends (a torn tail starts there).
+fn scan(file: &File, base: u64, size: u64, mut each: impl FnMut(&Head)) -> io::Result<u64> {
+    let mut at = 0u64;
+    let mut len_buf = [0u8; 4];
+    while at + FIXED as u64 <= size {
+        file.read_exact_at(&mut len_buf, at)?;
+        let len = u32::from_be_bytes(len_buf) as u64;
+        if len < (FIXED - 4) as u64 || at + 4 + len > size {
+            break;
+        }
+        let mut b = vec![0u8; 4 + len as usize];
+        file.read_exact_at(&mut b, at)?;
+        if crc32c::crc32c(&b[CRC_FROM..]) != u32_at(&b, 17) {
+            break;
+        }
+        each(&parse_head(base + at, &b));
+        at += 4 + len;
+    }
+    Ok(at)
+}
+
+impl Store {
+    /// Opens the store in `dir` with a wheel of `slots` seconds, creating it if needed.
+    /// The newest segment's torn tail, if any, is cut. A wheel of another size (the
+    /// maximum delay changed) is rebuilt from the segments.
+    pub fn open(dir: &Path, slots: u64) -> io::Result<Store> {
+        assert!(slots > 0);
+        std::fs::create_dir_all(dir)?;
+        let mut segments = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(SUFFIX) else {
+                continue;
+            };
+            let (base, max) = match stem.split_once('-') {
+                Some((b, m)) => (b.parse::<u64>(), m.parse::<i64>().ok()),
+                None => (stem.parse::<u64>(), None),
+            };
+            let Ok(base) = base else { continue };
+            let path = dir.join(&name);
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let size = file.metadata()?.len();
+            segments.insert(
+                base,
+                Segment {
+                    path,
+                    file,
+                    size,
+                    max_chain_s: max.unwrap_or(-1),
+                    sealed: max.is_some(),
+                },
+            );
+        }
+        // Unsealed segments (the newest, or one left by a crash while rolling) are
+        // checked entry by entry.
+        let mut torn = false;
+        for (base, seg) in segments.iter_mut().filter(|(_, s)| !s.sealed) {
+            let mut max = -1;
+            let end = scan(&seg.file, *base, seg.size, |h| max = max.max(h.chain_s))?;
+            if end < seg.size {
+                tracing::warn!(path = %seg.path.display(), from = end, "cutting a torn tail");
+                seg.file.set_len(end)?;
+                seg.size = end;
+                torn = true;
+            }
+            seg.max_chain_s = max;
+        }
+        if segments.is_empty() {
+            let path = dir.join(segment_name(0, None));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            segments.insert(
+                0,
+                Segment {
+                    path,
+                    file,
+                    size: 0,
+                    max_chain_s: -1,
+                    sealed: false,
+                },
+            );
+        }
+        // A cut entry may have been linked: its chain would end there, so chain again.
+        let (wheel, fresh) = open_wheel(dir, slots, torn)?;
+        let mut store = Store {
+            dir: dir.to_owned(),
+            segments,
+            wheel,
+            slots,
+        };
+        if fresh {
+            store.relink()?;
+        }
+        Ok(store)
+    }
+
+    /// Chains every live entry again (a new wheel). Entries are visited oldest first,
+    /// so each chain ends up newest first, as appends leave it.
+    fn relink(&mut self) -> io::Result<()> {
+        let mut live = Vec::new();
+        for (base, seg) in &self.segments {
+            scan(&seg.file, *base, seg.size, |h| {
+                if h.state.is_live() {
+                    live.push((h.pos, h.chain_s));
+                }
+            })?;
+        }
+        for (pos, chain_s) in &live {
+            let slot = self.slot(*chain_s);
+            let prev = self.head_of(slot);
+            self.segment_of(*pos)
+                .expect("scanned")
+                .1
+                .file
+                .write_all_at(&prev.to_be_bytes(), self.offset_in(*pos) + 9)?;
+            self.set_head(slot, pos + 1);
+        }
+        tracing::info!(entries = live.len(), "rebuilt the delay wheel");
+        Ok(())
+    }
+
+    fn slot(&self, chain_s: i64) -> usize {
+        debug_assert!(chain_s >= 0);
+        (chain_s.rem_euclid(self.slots as i64)) as usize
+    }
+    fn head_of(&self, slot: usize) -> u64 {
+        let at = WHEEL_HEADER + slot * 8;
+        u64::from_ne_bytes(self.wheel[at..at + 8].try_into().expect("8 bytes"))
+    }
+    fn set_head(&mut self, slot: usize, v: u64) {
+        let at = WHEEL_HEADER + slot * 8;
+        self.wheel[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    fn segment_of(&self, pos: u64) -> Option<(u64, &Segment)> {
+        let (base, seg) = self.segments.range(..=pos).next_back()?;
+        (pos < base + seg.size).then_some((*base, seg))
+    }
+    fn offset_in(&self, pos: u64) -> u64 {
+        pos - self.segment_of(pos).map_or(0, |(b, _)| b)
+    }
+
+    /// Bytes in the store, from its oldest live segment's start: positions below this
+    /// existed before now.
+    pub fn end(&self) -> u64 {
+        let (base, seg) = self.segments.iter().next_back().expect("one segment");
+        base + seg.size
+    }
+
+    /// Stores an entry and chains it to its slot; returns its position.
+    pub fn append(&mut self, e: &NewEntry<'_>) -> io::Result<u64> {
+        let slot = self.slot(e.chain_s);
+        let bytes = encode(e, self.head_of(slot));
+        self.maybe_roll()?;
+        let (base, seg) = self
+            .segments
+            .iter_mut()
+            .next_back()
+            .expect("an active segment");
+        debug_assert!(!seg.sealed);
+        seg.file.write_all_at(&bytes, seg.size)?;
+        let pos = base + seg.size;
+        seg.size += bytes.len() as u64;
+        seg.max_chain_s = seg.max_chain_s.max(e.chain_s);
+        // Linked after the entry is written: a walk never meets a half-written entry.
+        self.set_head(slot, pos + 1);
+        Ok(pos)
+    }
+
+    fn maybe_roll(&mut self) -> io::Result<()> {
+        let (base, seg) = self.segments.iter_mut().next_back().expect("active");
+        if seg.size < SEGMENT_BYTES {
+            return Ok(());
+        }
+        let sealed = self.dir.join(segment_name(*base, Some(seg.max_chain_s)));
+        std::fs::rename(&seg.path, &sealed)?;
+        seg.path = sealed;
+        seg.sealed = true;
+        let next = base + seg.size;
+        let path = self.dir.join(segment_name(next, None));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        self.segments.insert(
+            next,
+            Segment {
+                path,
+                file,
+                size: 0,
+                max_chain_s: -1,
+                sealed: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn read_head(&self, pos: u64) -> io::Result<Head> {
+        let (base, seg) = self
+            .segment_of(pos)
+            .ok_or_else(|| invalid("no such entry"))?;
+        let mut b = [0u8; FIXED];
+        seg.file.read_exact_at(&mut b, pos - base)?;
+        Ok(parse_head(pos, &b))
+    }
+
+    /// The live entries chained to `chain_s`, oldest first.
+    pub fn chain(&self, chain_s: i64) -> io::Result<Vec<Head>> {
+        let mut out = Vec::new();
+        let mut next = self.head_of(self.slot(chain_s));
+        while next > 0 {
+            let pos = next - 1;
+            if self.segment_of(pos).is_none() {
+                break; // collected: an older round
+            }
+            let h = self.read_head(pos)?;
+            if h.chain_s < chain_s {
+                break;
+            }
+            if h.chain_s == chain_s && h.state.is_live() {
+                out.push(h);
+            }
+            if h.prev >= next {
+                return Err(invalid("delay chain points forwards"));
+            }
+            next = h.prev;
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The whole entry at `pos`, CRC checked.
+    pub fn read(&self, pos: u64) -> io::Result<Entry> {
+        let (base, seg) = self
+            .segment_of(pos)
+            .ok_or_else(|| invalid("no such entry"))?;
+        let mut len = [0u8; 4];
+        seg.file.read_exact_at(&mut len, pos - base)?;
+        let mut b = vec![0u8; 4 + u32::from_be_bytes(len) as usize];
+        if b.len() < FIXED {
+            return Err(invalid("delay entry too short"));
+        }
+        seg.file.read_exact_at(&mut b, pos - base)?;
+        if crc32c::crc32c(&b[CRC_FROM..]) != u32_at(&b, 17) {
+            return Err(invalid("delay entry CRC mismatch"));
+        }
+        let head = parse_head(pos, &b);
+        let name_len = u16::from_be_bytes([b[73], b[74]]) as usize;
+        let name = b
+            .get(FIXED..FIXED + name_len)
+            .ok_or_else(|| invalid("delay entry topic"))?;
+        Ok(Entry {
+            head,
+            topic: String::from_utf8_lossy(name).into_owned(),
+            record: b[FIXED + name_len..].to_vec(),
+        })
+    }
+
+    /// Moves an entry on (in place; no CRC covers these fields).
+    pub fn set_state(&self, pos: u64, state: State, release_seq: i32) -> io::Result<()> {
+        let (base, seg) = self
+            .segment_of(pos)
+            .ok_or_else(|| invalid("no such entry"))?;
+        let mut b = [0u8; 5];
+        b[0] = state as u8;
+        b[1..].copy_from_slice(&release_seq.to_be_bytes());
+        seg.file.write_all_at(&b, pos - base + 4)
+    }
+
+    /// Deletes sealed segments whose entries were all chained before `done_through_s`
+    /// (the timer has dealt with every one of them).
+    pub fn collect(&mut self, done_through_s: i64) -> io::Result<usize> {
+        let old: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.sealed && s.max_chain_s < done_through_s)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in &old {
+            let seg = self.segments.remove(base).expect("listed");
+            std::fs::remove_file(&seg.path)?;
+        }
+        Ok(old.len())
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+/// Maps the wheel file, creating it (zeroed: every chain empty) if it is missing, of
+/// another size, or to be discarded. Returns whether it is new.
+fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, bool)> {
+    let path = dir.join(WHEEL_FILE);
+    let want = WHEEL_HEADER as u64 + slots * 8;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    let mut header = [0u8; WHEEL_HEADER];
+    let fits = !discard
+        && file.metadata()?.len() == want
+        && file.read_exact_at(&mut header, 0).is_ok()
+        && &header[..8] == WHEEL_MAGIC
+        && u64::from_be_bytes(header[8..].try_into().expect("8 bytes")) == slots;
+    if !fits {
+        file.set_len(0)?;
+        file.set_len(want)?; // sparse: untouched slots cost nothing
+        header[..8].copy_from_slice(WHEEL_MAGIC);
+        header[8..].copy_from_slice(&slots.to_be_bytes());
+        file.write_all_at(&header, 0)?;
+    }
+    // SAFETY: the wheel file is this broker's alone (the data directory is locked), is
+    // never truncated while mapped, and has the length mapped.
+    let map = unsafe { MmapMut::map_mut(&file)? };
+    // Slots are read one at a time, far apart: readahead would only fill memory.
+    let _ = map.advise(memmap2::Advice::Random);
+    Ok((map, !fits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(due_ms: i64, chain_s: i64, origin: i64, record: &[u8]) -> NewEntry<'_> {
+        NewEntry {
+            due_ms,
+            chain_s,
+            topic_id: Uuid::from_u128(7),
+            topic: "t",
+            partition: 2,
+            origin_offset: origin,
+            timestamp: 5,
+            record,
+        }
+    }
+
+    #[test]
+    fn chains_by_second_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 10).unwrap();
+        let a = s.append(&entry(1_500, 1, 0, b"a")).unwrap();
+        let c = s.append(&entry(1_900, 1, 2, b"cc")).unwrap();
+        let b = s.append(&entry(11_200, 11, 1, b"b")).unwrap(); // same slot, next round
+        assert_eq!(
+            s.chain(1)
+                .unwrap()
+                .iter()
+                .map(|h| h.pos)
+                .collect::<Vec<_>>(),
+            [a, c]
+        );
+        assert_eq!(
+            s.chain(11)
+                .unwrap()
+                .iter()
+                .map(|h| h.pos)
+                .collect::<Vec<_>>(),
+            [b]
+        );
+        assert!(s.chain(2).unwrap().is_empty());
+        s.set_state(a, State::Released, 0).unwrap();
+        let e = s.read(c).unwrap();
+        assert_eq!((e.topic.as_str(), e.record.as_slice()), ("t", &b"cc"[..]));
+        assert_eq!((e.head.origin_offset, e.head.due_ms), (2, 1_900));
+        drop(s);
+        let s = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(
+            s.chain(1)
+                .unwrap()
+                .iter()
+                .map(|h| h.pos)
+                .collect::<Vec<_>>(),
+            [c]
+        );
+        // Another wheel size: rebuilt from the entries.
+        drop(s);
+        let s = Store::open(dir.path(), 7).unwrap();
+        assert_eq!(
+            s.chain(1)
+                .unwrap()
+                .iter()
+                .map(|h| h.pos)
+                .collect::<Vec<_>>(),
+            [c]
+        );
+        assert_eq!(
+            s.chain(11)
+                .unwrap()
+                .iter()
+                .map(|h| h.pos)
+                .collect::<Vec<_>>(),
+            [b]
+        );
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 10).unwrap();
+        s.append(&entry(1_500, 1, 0, b"a")).unwrap();
+        let end = s.end();
+        s.append(&entry(1_600, 1, 1, b"b")).unwrap();
+        drop(s);
+        let path = dir.path().join(segment_name(0, None));
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(end + 10).unwrap();
+        let s = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(s.end(), end);
+        // The wheel pointed at the cut entry: chained again, the first is still found.
+        assert_eq!(s.chain(1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rolls_and_collects_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 100).unwrap();
+        let big = vec![0u8; 1 << 20];
+        for i in 0..70 {
+            s.append(&entry(1_000 * i, i, i, &big)).unwrap();
+        }
+        assert_eq!(s.segment_count(), 2);
+        assert_eq!(
+            s.collect(60).unwrap(),
+            0,
+            "the sealed one chains up to second 63"
+        );
+        assert_eq!(s.chain(65).unwrap().len(), 1);
+        assert_eq!(s.collect(64).unwrap(), 1);
+        assert!(s.chain(3).unwrap().is_empty());
+        assert_eq!(s.chain(65).unwrap().len(), 1);
+        drop(s);
+        let s = Store::open(dir.path(), 100).unwrap();
+        assert_eq!(s.chain(69).unwrap().len(), 1);
+    }
+}

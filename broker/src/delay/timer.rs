@@ -1,0 +1,670 @@
+//! The timer: takes delayed records in at produce time, and appends each to its
+//! partition, exactly once, when it comes due.
+//!
+//! - **Staging.** A second of the wheel is walked shortly before it starts
+//!   ([`LOOKAHEAD_MS`]); its entries wait in memory, ordered by due time, and are
+//!   released as they come due. Memory holds about one second of releases, whatever
+//!   the backlog on disk. A record due in a second already staged is chained to the next
+//!   unstaged second (so a restart finds it) and staged at once.
+//! - **Release.** Due records are re-encoded, per partition, into batches the broker
+//!   produces under a producer id of its own. Each record is marked `Releasing` with its
+//!   sequence number before the append and `Released` after.
+//! - **Exactly once across a crash.** After a restart a `Releasing` record whose sequence
+//!   is at or below the last the partition holds for the timer's producer id (its producer
+//!   state is rebuilt from the log) was appended: it is marked released, not appended
+//!   again. A record written to the store for a produce that never reached the
+//!   partition (the broker died between the two writes) lies at or past the partition's
+//!   log end at restart: it is dropped.
+//! - **Checkpoint.** `timer.json` holds the timer's producer id and the first second not
+//!   yet dealt with; segments of the store whose seconds are all before it are deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sluice_storage::record::{parse_one, BatchBuilder};
+use uuid::Uuid;
+
+use super::split::Delayed;
+use super::store::{Entry, NewEntry, State, Store};
+use super::{is_delay_header, ORIGIN_OFFSET};
+use crate::metrics::Metrics;
+use crate::partitions::{Partition, ReplicaManager};
+use crate::view::summary::summarise_appended;
+
+/// A second is staged this long before it starts.
+pub const LOOKAHEAD_MS: i64 = 1_000;
+/// Staging pauses while this many records wait in memory (a burst due at once).
+const MAX_STAGED: usize = 500_000;
+/// At most this many records are released per tick.
+const MAX_RELEASE_PER_TICK: usize = 50_000;
+/// Released records are batched up to this size (or the topic's max.message.bytes).
+const BATCH_BYTES: usize = 1 << 20;
+/// A release that failed (its partition refused the append) is tried again this late.
+const RETRY_MS: i64 = 1_000;
+const CHECKPOINT_FILE: &str = "timer.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The producer id the timer appends under (one for the life of the data directory).
+    pub producer_id: i64,
+    /// Every record chained to an earlier second has been released or dropped.
+    pub done_through_s: i64,
+}
+
+impl Checkpoint {
+    pub fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
+        match std::fs::read(dir.join(CHECKPOINT_FILE)) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn write(&self, dir: &Path) -> io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(io::Error::other)?;
+        sluice_storage::log::write_atomically(dir, CHECKPOINT_FILE, &json)
+    }
+}
+
+/// Where the store and the partitions stood when the broker started.
+#[derive(Debug)]
+struct AtStart {
+    /// Entries below this position were written before the start.
+    store_end: u64,
+    /// Each partition's log end offset then.
+    log_ends: HashMap<(Uuid, i32), i64>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    done_through_s: i64,
+    /// Seconds up to this one have been walked into `staged`.
+    staged_through_s: i64,
+    /// Waiting records: (due ms, position) → chain second.
+    staged: BTreeMap<(i64, u64), i64>,
+    /// Records staged and not yet dealt with, per chain second.
+    open_per_second: BTreeMap<i64, usize>,
+}
+
+impl Inner {
+    fn stage(&mut self, now_ms: i64) -> io::Result<()> {
+        let mut walked = 0;
+        while self.staged.len() < MAX_STAGED
+            && (self.staged_through_s + 1) * 1_000 <= now_ms + LOOKAHEAD_MS
+            && walked < 100_000
+        {
+            let second = self.staged_through_s + 1;
+            for h in self.store.chain(second)? {
+                if self.staged.insert((h.due_ms, h.pos), second).is_none() {
+                    *self.open_per_second.entry(second).or_default() += 1;
+                }
+            }
+            self.staged_through_s = second;
+            walked += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, second: i64) {
+        if let Some(n) = self.open_per_second.get_mut(&second) {
+            *n -= 1;
+            if *n == 0 {
+                self.open_per_second.remove(&second);
+            }
+        }
+    }
+
+    /// The first second with records not yet dealt with.
+    fn done_through(&self) -> i64 {
+        let staged_end = self.staged_through_s + 1;
+        self.open_per_second
+            .keys()
+            .next()
+            .map_or(staged_end, |s| (*s).min(staged_end))
+    }
+}
+
+#[derive(Debug)]
+pub struct DelayTimer {
+    dir: PathBuf,
+    producer_id: i64,
+    pub max_delay_ms: i64,
+    inner: Mutex<Inner>,
+    at_start: AtStart,
+    /// Woken when a record is staged at produce time.
+    pub wake: tokio::sync::Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// A record read back from the store to be released, with its chain second.
+type Due = (Entry, i64);
+
+/// What became of a record the timer tried to release.
+enum Outcome {
+    Done,
+    Retry,
+}
+
+/// Whether sequence `seq` is at or below `last` (sequences wrap at i32::MAX).
+fn at_or_below(seq: i32, last: i32) -> bool {
+    let behind = (last as i64 - seq as i64).rem_euclid(1 << 31);
+    behind < 1 << 30
+}
+
+fn seq_after(seq: i32, n: i64) -> i32 {
+    ((seq as i64 + n) % (i32::MAX as i64 + 1)) as i32
+}
+
+impl DelayTimer {
+    /// Opens the timer's store in `dir`. `log_ends` are the hosted partitions' log end
+    /// offsets, taken before any produce is served.
+    pub fn open(
+        dir: &Path,
+        checkpoint: Checkpoint,
+        max_delay_ms: i64,
+        log_ends: HashMap<(Uuid, i32), i64>,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<DelayTimer> {
+        // Chain seconds run up to two past the due second; the wheel must be longer
+        // than any delay, so that a slot never holds two rounds of pending records.
+        let slots = (max_delay_ms.max(0) as u64).div_ceil(1_000) + 3;
+        let store = Store::open(dir, slots)?;
+        checkpoint.write(dir)?;
+        let at_start = AtStart {
+            store_end: store.end(),
+            log_ends,
+        };
+        Ok(DelayTimer {
+            dir: dir.to_owned(),
+            producer_id: checkpoint.producer_id,
+            max_delay_ms,
+            inner: Mutex::new(Inner {
+                store,
+                done_through_s: checkpoint.done_through_s,
+                staged_through_s: checkpoint.done_through_s - 1,
+                staged: BTreeMap::new(),
+                open_per_second: BTreeMap::new(),
+            }),
+            at_start,
+            wake: tokio::sync::Notify::new(),
+            metrics,
+        })
+    }
+
+    /// The producer id the timer appends under; clients may not use it.
+    pub fn producer_id(&self) -> i64 {
+        self.producer_id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores the delayed records of one Produce partition, whose batches get the base
+    /// offsets `bases`. Called under the partition's lock, just before its append.
+    /// Returns the records' positions (to drop them if the append then fails).
+    pub fn schedule(
+        &self,
+        partition: &Partition,
+        bases: &[i64],
+        delayed: &[Delayed],
+    ) -> io::Result<Vec<u64>> {
+        let mut inner = self.lock();
+        let mut positions = Vec::with_capacity(delayed.len());
+        let mut staged_now = false;
+        for d in delayed {
+            let due_s = d.due_ms.div_euclid(1_000);
+            let late = due_s <= inner.staged_through_s;
+            let chain_s = if late {
+                inner.staged_through_s + 1
+            } else {
+                due_s
+            };
+            let pos = inner.store.append(&NewEntry {
+                due_ms: d.due_ms,
+                chain_s,
+                topic_id: partition.topic_id,
+                topic: &partition.topic,
+                partition: partition.index,
+                origin_offset: bases[d.batch] + d.offset_delta as i64,
+                timestamp: d.timestamp,
+                record: &d.record,
+            })?;
+            if late {
+                inner.staged.insert((d.due_ms, pos), chain_s);
+                *inner.open_per_second.entry(chain_s).or_default() += 1;
+                staged_now = true;
+            }
+            positions.push(pos);
+        }
+        drop(inner);
+        Metrics::add(&self.metrics.delay_scheduled, delayed.len() as u64);
+        if staged_now {
+            self.wake.notify_one();
+        }
+        Ok(positions)
+    }
+
+    /// Drops records whose append failed after they were stored.
+    pub fn cancel(&self, positions: &[u64]) {
+        let inner = self.lock();
+        for pos in positions {
+            if let Err(e) = inner.store.set_state(*pos, State::Dropped, -1) {
+                tracing::error!(error = %e, "could not drop a delayed record of a failed produce");
+            }
+        }
+    }
+
+    /// Stages and releases what is due at `now_ms`; returns when to tick next.
+    pub fn tick(&self, replicas: &ReplicaManager, now_ms: i64) -> io::Result<i64> {
+        let mut due: Vec<Due> = Vec::new();
+        {
+            let mut inner = self.lock();
+            inner.stage(now_ms)?;
+            while due.len() < MAX_RELEASE_PER_TICK {
+                let Some(entry) = inner.staged.first_entry() else {
+                    break;
+                };
+                if entry.key().0 > now_ms {
+                    break;
+                }
+                let ((_, pos), second) = entry.remove_entry();
+                match inner.store.read(pos) {
+                    Ok(e) => due.push((e, second)),
+                    Err(e) => {
+                        tracing::error!(pos, error = %e, "unreadable delayed record skipped");
+                        inner.finish(second);
+                    }
+                }
+            }
+        }
+        let mut groups: Vec<((Uuid, i32), Vec<Due>)> = Vec::new();
+        let mut index: HashMap<(Uuid, i32), usize> = HashMap::new();
+        for (e, second) in due {
+            let key = (e.head.topic_id, e.head.partition);
+            let i = *index.entry(key).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push((e, second));
+        }
+        let mut outcomes = Vec::new();
+        for (_, group) in groups {
+            outcomes.extend(self.release_group(replicas, group, now_ms));
+        }
+        let mut inner = self.lock();
+        for (entry, second, outcome) in outcomes {
+            match outcome {
+                Outcome::Done => inner.finish(second),
+                Outcome::Retry => {
+                    inner
+                        .staged
+                        .insert((now_ms + RETRY_MS, entry.head.pos), second);
+                }
+            }
+        }
+        let done = inner.done_through();
+        if done > inner.done_through_s {
+            inner.done_through_s = done;
+            Checkpoint {
+                producer_id: self.producer_id,
+                done_through_s: done,
+            }
+            .write(&self.dir)?;
+            inner.store.collect(done)?;
+        }
+        let next_stage = (inner.staged_through_s + 1) * 1_000 - LOOKAHEAD_MS;
+        let next_due = inner.staged.keys().next().map_or(i64::MAX, |k| k.0);
+        Ok(next_stage.min(next_due))
+    }
+
+    /// Releases one partition's due records, in order.
+    fn release_group(
+        &self,
+        replicas: &ReplicaManager,
+        group: Vec<Due>,
+        now_ms: i64,
+    ) -> Vec<(Entry, i64, Outcome)> {
+        let (topic_id, index) = (group[0].0.head.topic_id, group[0].0.head.partition);
+        let mut out = Vec::with_capacity(group.len());
+        let part = replicas
+            .get(&group[0].0.topic, index)
+            .filter(|p| p.topic_id == topic_id);
+        let Some(part) = part else {
+            tracing::info!(topic = %group[0].0.topic, partition = index, records = group.len(),
+                "dropping delayed records of a deleted topic");
+            self.mark(&group, State::Dropped, |_| -1);
+            Metrics::add(&self.metrics.delay_dropped, group.len() as u64);
+            return group
+                .into_iter()
+                .map(|(e, s)| (e, s, Outcome::Done))
+                .collect();
+        };
+        let mut log = part.lock();
+        let last = log
+            .producers()
+            .get(self.producer_id)
+            .and_then(|p| p.batches.back())
+            .map(|b| b.last_seq);
+        let mut todo = Vec::with_capacity(group.len());
+        for (e, second) in group {
+            let h = &e.head;
+            let never_acked = h.pos < self.at_start.store_end
+                && self
+                    .at_start
+                    .log_ends
+                    .get(&(topic_id, index))
+                    .is_none_or(|end| h.origin_offset >= *end);
+            let already =
+                h.state == State::Releasing && last.is_some_and(|l| at_or_below(h.release_seq, l));
+            let parsed = parse_one(&e.record).is_some();
+            if never_acked || !parsed {
+                if !parsed {
+                    tracing::error!(pos = h.pos, "a delayed record does not parse: dropped");
+                }
+                self.mark(&[(e.clone(), second)], State::Dropped, |_| -1);
+                Metrics::add(&self.metrics.delay_dropped, 1);
+                out.push((e, second, Outcome::Done));
+            } else if already {
+                self.mark(&[(e.clone(), second)], State::Released, |_| h.release_seq);
+                out.push((e, second, Outcome::Done));
+            } else {
+                todo.push((e, second));
+            }
+        }
+        let max_bytes = BATCH_BYTES.min(log.config().max_message_bytes);
+        let mut next_seq = last.map_or(0, |l| seq_after(l, 1));
+        let mut rest = todo.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some((e, _)) = rest.peek() {
+                let size = e.record.len() + 64;
+                if !chunk.is_empty() && bytes + size > max_bytes {
+                    break;
+                }
+                bytes += size;
+                chunk.push(rest.next().expect("peeked"));
+            }
+            let first_ts = chunk.iter().map(|(e, _)| e.head.timestamp).min();
+            let mut batch =
+                BatchBuilder::new(first_ts.expect("a record"), (self.producer_id, 0, next_seq));
+            for (e, _) in &chunk {
+                let r = parse_one(&e.record).expect("checked above");
+                let origin = e.head.origin_offset.to_string();
+                let headers = r
+                    .headers()
+                    .filter(|(k, _)| !is_delay_header(k))
+                    .chain([(ORIGIN_OFFSET.as_bytes(), Some(origin.as_bytes()))]);
+                batch.push(e.head.timestamp, r.key, r.value, headers);
+            }
+            let batch = batch.finish();
+            let base_seq = next_seq;
+            self.mark(&chunk, State::Releasing, |i| seq_after(base_seq, i as i64));
+            match log.append_as_leader(&batch, part.leader_epoch(), now_ms) {
+                Ok(a) => {
+                    part.advance_hw_to_leo(&mut log);
+                    if part.has_views.load(std::sync::atomic::Ordering::Relaxed) {
+                        summarise_appended(&part.summaries, &batch, a.base_offset);
+                    }
+                    self.mark(&chunk, State::Released, |i| seq_after(base_seq, i as i64));
+                    Metrics::add(&self.metrics.delay_released, chunk.len() as u64);
+                    next_seq = seq_after(base_seq, chunk.len() as i64);
+                    out.extend(chunk.into_iter().map(|(e, s)| (e, s, Outcome::Done)));
+                }
+                Err(err) => {
+                    tracing::warn!(topic = %part.topic, partition = index, error = %err,
+                        "releasing delayed records failed; trying again later");
+                    let left: Vec<_> = chunk.into_iter().chain(rest).collect();
+                    self.mark(&left, State::Pending, |_| -1);
+                    out.extend(left.into_iter().map(|(e, s)| (e, s, Outcome::Retry)));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn mark(&self, entries: &[Due], state: State, seq: impl Fn(usize) -> i32) {
+        let inner = self.lock();
+        for (i, (e, _)) in entries.iter().enumerate() {
+            if let Err(err) = inner.store.set_state(e.head.pos, state, seq(i)) {
+                tracing::error!(pos = e.head.pos, error = %err, "could not mark a delayed record");
+            }
+        }
+    }
+
+    /// Records waiting in memory (staged), for tests and metrics.
+    pub fn staged(&self) -> usize {
+        self.lock().staged.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_wrap() {
+        assert!(at_or_below(5, 5));
+        assert!(at_or_below(4, 5));
+        assert!(!at_or_below(6, 5));
+        assert!(at_or_below(i32::MAX, 3));
+        assert!(!at_or_below(3, i32::MAX));
+        assert_eq!(seq_after(i32::MAX, 1), 0);
+        assert_eq!(seq_after(i32::MAX - 1, 3), 1);
+    }
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+    use crate::delay::{DELAY_MS, DELIVER_AT};
+    use sluice_raft::{MetadataCommand, MetadataImage};
+    use sluice_storage::batch::{split_built, HEADER_BYTES};
+    use sluice_storage::record::records;
+
+    const NOW: i64 = 1_000_000;
+
+    fn replicas(dir: &Path) -> (ReplicaManager, Arc<Partition>) {
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataCommand::RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        });
+        image.apply(&MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::from_u128(1),
+            partitions: 1,
+            replication_factor: 1,
+            configs: Default::default(),
+        });
+        let r = ReplicaManager::new(dir, 1, Default::default());
+        r.sync(&image).unwrap();
+        let p = r.get("t", 0).expect("hosted");
+        (r, p)
+    }
+
+    fn delayed(n: usize, due_ms: i64) -> Vec<Delayed> {
+        (0..n)
+            .map(|i| {
+                let mut b = BatchBuilder::new(5, (-1, -1, -1));
+                let v = format!("v{i}");
+                let due = due_ms.to_string();
+                b.push(
+                    5,
+                    Some(b"k"),
+                    Some(v.as_bytes()),
+                    [
+                        (DELIVER_AT.as_bytes(), Some(due.as_bytes())),
+                        (&b"x"[..], Some(&b"y"[..])),
+                    ],
+                );
+                Delayed {
+                    batch: 0,
+                    offset_delta: i as i32,
+                    due_ms,
+                    timestamp: 5,
+                    record: b.finish()[HEADER_BYTES..].to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    fn open(dir: &Path, log_ends: HashMap<(Uuid, i32), i64>) -> DelayTimer {
+        let checkpoint = Checkpoint::read(dir).unwrap().unwrap_or(Checkpoint {
+            producer_id: 500,
+            done_through_s: NOW / 1_000,
+        });
+        DelayTimer::open(dir, checkpoint, 60_000, log_ends, Arc::default()).unwrap()
+    }
+
+    /// (value, origin offset) of every record in the partition, in offset order.
+    fn released(p: &Partition) -> Vec<(String, String)> {
+        let log = p.lock();
+        let slice = log.read(0, 1 << 20, true).unwrap().slice;
+        let Some(slice) = slice else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; slice.len];
+        std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut buf, slice.position).unwrap();
+        let mut out = Vec::new();
+        for (pos, h) in split_built(&buf).unwrap() {
+            let b = &buf[pos..pos + h.total_bytes()];
+            for r in records(b, &h).unwrap() {
+                assert_eq!(r.header(DELIVER_AT), None, "delay headers are removed");
+                assert_eq!(r.header(DELAY_MS), None);
+                assert_eq!(r.header("x"), Some("y"), "other headers are kept");
+                out.push((
+                    String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                    r.header(ORIGIN_OFFSET).unwrap().to_owned(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Stores `n` records due at `due`, as a produce at offset 0 would (with an empty
+    /// batch in the partition where they were).
+    fn produce(timer: &DelayTimer, p: &Partition, n: usize, due: i64) -> Vec<u64> {
+        let d = delayed(n, due);
+        let mut produced = BatchBuilder::new(5, (-1, -1, -1));
+        for _ in 0..n {
+            produced.push(5, None, None, []);
+        }
+        let gap = sluice_storage::batch::empty_batch(0, n as i32 - 1, 0, 5);
+        let mut log = p.lock();
+        let mut positions = Vec::new();
+        log.append_as_leader_with(&produced.finish(), Some(&gap), 0, NOW, |bases| {
+            positions = timer.schedule(p, bases, &d)?;
+            Ok(())
+        })
+        .unwrap();
+        positions
+    }
+
+    #[test]
+    fn releases_when_due_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, p) = replicas(dir.path());
+        let timer = open(&dir.path().join("d"), HashMap::new());
+        produce(&timer, &p, 3, NOW + 2_500);
+        timer.tick(&r, NOW + 2_000).unwrap();
+        assert_eq!(timer.staged(), 3, "staged a second ahead");
+        assert!(released(&p).is_empty());
+        timer.tick(&r, NOW + 2_499).unwrap();
+        assert!(released(&p).is_empty());
+        timer.tick(&r, NOW + 2_500).unwrap();
+        let got = released(&p);
+        assert_eq!(
+            got,
+            [("v0", "0"), ("v1", "1"), ("v2", "2")].map(|(a, b)| (a.into(), b.into()))
+        );
+        assert_eq!(p.lock().log_end_offset(), 6);
+        // Nothing is released twice, and the checkpoint moves on.
+        timer.tick(&r, NOW + 5_000).unwrap();
+        assert_eq!(released(&p).len(), 3);
+        let c = Checkpoint::read(&dir.path().join("d")).unwrap().unwrap();
+        assert!(c.done_through_s > (NOW + 2_500) / 1_000);
+    }
+
+    #[test]
+    fn a_crash_around_the_append_releases_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ddir = dir.path().join("d");
+        let (r, p) = replicas(dir.path());
+        let timer = open(&ddir, HashMap::new());
+        let positions = produce(&timer, &p, 4, NOW + 1_500);
+        timer.tick(&r, NOW + 1_600).unwrap();
+        assert_eq!(released(&p).len(), 4);
+        // As if the broker died after the append, before the records were marked
+        // released and before the checkpoint moved: they are found again as Releasing.
+        {
+            let inner = timer.lock();
+            for (i, pos) in positions.iter().enumerate() {
+                inner
+                    .store
+                    .set_state(*pos, State::Releasing, i as i32)
+                    .unwrap();
+            }
+        }
+        Checkpoint {
+            producer_id: 500,
+            done_through_s: NOW / 1_000,
+        }
+        .write(&ddir)
+        .unwrap();
+        drop(timer);
+        let ends = HashMap::from([((p.topic_id, 0), 4)]);
+        let timer = open(&ddir, ends.clone());
+        timer.tick(&r, NOW + 3_000).unwrap();
+        assert_eq!(
+            released(&p).len(),
+            4,
+            "appended before the crash: not again"
+        );
+
+        // Now a crash after the mark, before the append: released once, after restart.
+        let more = produce(&timer, &p, 2, NOW + 4_200);
+        {
+            let inner = timer.lock();
+            for (i, pos) in more.iter().enumerate() {
+                inner
+                    .store
+                    .set_state(*pos, State::Releasing, 4 + i as i32)
+                    .unwrap();
+            }
+        }
+        drop(timer);
+        let end = p.lock().log_end_offset();
+        let timer = open(&ddir, HashMap::from([((p.topic_id, 0), end)]));
+        timer.tick(&r, NOW + 4_300).unwrap();
+        let got = released(&p);
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[4].0, "v0");
+        assert_eq!(got[5].0, "v1");
+    }
+
+    #[test]
+    fn records_of_a_produce_that_never_landed_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let ddir = dir.path().join("d");
+        let (r, p) = replicas(dir.path());
+        let timer = open(&ddir, HashMap::new());
+        let d = delayed(2, NOW + 1_200);
+        // Stored, then the broker "dies" before the partition append.
+        timer.schedule(&p, &[0], &d).unwrap();
+        drop(timer);
+        let timer = open(&ddir, HashMap::from([((p.topic_id, 0), 0)]));
+        timer.tick(&r, NOW + 2_000).unwrap();
+        assert!(released(&p).is_empty());
+        assert_eq!(timer.staged(), 0);
+    }
+}
