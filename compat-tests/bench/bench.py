@@ -42,7 +42,16 @@ METRICS = {
     # Filtered consumption (issue 4): records the reader wanted, and what crossed the wire.
     "useful_records_per_s": ("records/s", None),
     "wire_mb": ("MB", None),
+    # Delayed delivery (issue 4), Sluice only: RSS added by pending delayed records, and how
+    # late released records arrive (receive time minus due time). Goals are absolute.
+    "delay_pending_records": ("records", None),
+    "delay_rss_added_mb": ("MiB", None),
+    "delay_lateness_p50_ms": ("ms", None),
+    "delay_lateness_p99_ms": ("ms", None),
 }
+DELAY = "delayed delivery"
+DELAY_RSS_GOAL_MB = 256
+DELAY_LATENESS_P99_GOAL_MS = 100
 # Filtered consumption: on Sluice a view does the filtering; on Kafka, which has no views,
 # the consumer reads the whole topic and filters it, as Kafka users do today.
 VIEW_OR_CLIENT = "view (kafka: client filter)"
@@ -62,7 +71,7 @@ class Workload:
     quick_partitions: int = 0
     acks: str = "1"
     clients: tuple = (PERF, FRANZ)
-    kind: str = "produce-consume"   # or "fan-out", "catch-up", "filter"
+    kind: str = "produce-consume"   # or "fan-out", "catch-up", "filter", "delay"
     tag_run: int = 1          # "filter": records per run of one tag (1: every batch mixed)
     e2e_rate: int = 0         # records/s for the end-to-end probe; 0: none
     topic_configs: tuple = ()
@@ -104,6 +113,9 @@ WORKLOADS = [
              tag_run=4096),
     Workload("filter-mixed", "10% of 1 KiB records tagged hot, every tenth record",
              size=1024, records=1_000_000, quick_records=20_000, clients=(FRANZ,), kind="filter"),
+    Workload("delay", "Sluice only: 10 M pending delayed 100-byte records, then 10,000 "
+             "delayed records/s released on time", size=100, records=10_000_000,
+             quick_records=20_000, clients=(FRANZ,), kind="delay", e2e_rate=10_000),
 ]
 
 HOT_ONE_IN = 10   # the filter workloads' selectivity: 10%
@@ -201,6 +213,9 @@ def run_workload(w, broker, rec, runs, quick, log):
     if w.kind == "filter":
         run_filter_workload(w, broker, rec, runs, topics, records, log)
         return
+    if w.kind == "delay":
+        run_delay_workload(w, broker, rec, runs, topics, records, quick, log)
+        return
     if w.kind in ("fan-out", "catch-up"):
         # The data is written once; each run reads all of it.
         produce(FRANZ)
@@ -271,6 +286,40 @@ def run_filter_workload(w, broker, rec, runs, topics, records, log):
             rec.add(w.name, VIEW_OR_CLIENT, "wire_mb", broker.name, v["wire_bytes"] / 1e6)
             log(f"  view: {v['useful_records_per_s']:.0f} hot records/s, "
                 f"{v['wire_bytes'] / 1e6:.1f} MB on the wire")
+
+
+def run_delay_workload(w, broker, rec, runs, topics, records, quick, log):
+    """Delayed delivery has no Kafka counterpart: Sluice's figures only, against the
+    issue's absolute goals. Pending records are due in an hour, so they stay pending
+    while the lateness probe runs beside them."""
+    if broker.name != "sluice":
+        note = "Kafka has no delayed delivery: Sluice only"
+        if note not in w.notes:
+            w.notes.append(note)
+        return
+    boot = broker.bootstrap
+    for _ in range(runs):
+        topic = f"{topics[0]}-{time.monotonic_ns()}"
+        benchgen("create", "--brokers", boot, "--topics", topic, "--partitions", w.partitions)
+        before = broker.rss_mb()
+        broker.reset_peak_rss()
+        r = benchgen("produce", "--brokers", boot, "--topics", topic, "--records", records,
+                     "--size", w.size, "--delay-ms", 3_600_000, timeout=3600)
+        time.sleep(2)   # let request buffers go back before reading the steady state
+        added = broker.rss_mb() - before
+        rec.add(w.name, DELAY, "delay_pending_records", broker.name, records)
+        rec.add(w.name, DELAY, "delay_rss_added_mb", broker.name, added)
+        log(f"  {records} pending delayed records ({r['mb_per_s']:.1f} MB/s produced): "
+            f"RSS +{added:.1f} MiB (peak while producing {broker.peak_rss_mb() - before:.1f} MiB)")
+        seconds = 2 if quick else 20
+        rate = max(w.e2e_rate // 10, 1) if quick else w.e2e_rate
+        r = benchgen("e2e", "--brokers", boot, "--topic", topic, "--rate", rate,
+                     "--seconds", seconds, "--size", w.size, "--deliver-after", "2s")
+        if r["lost"]:
+            raise RuntimeError(f"delay e2e: {r['lost']} delayed records never arrived")
+        rec.add(w.name, DELAY, "delay_lateness_p50_ms", broker.name, r["p50_ms"])
+        rec.add(w.name, DELAY, "delay_lateness_p99_ms", broker.name, r["p99_ms"])
+        log(f"  {rate} delayed records/s: lateness p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
 
 
 def batch_args(w):
@@ -463,6 +512,8 @@ def summary_markdown(rows, meta):
     ]
     filtered = []
     for w in workloads:
+        if (w, DELAY, "delay_rss_added_mb") in by_key:
+            continue   # Sluice only: in the checks
         if (w, VIEW_OR_CLIENT, "useful_records_per_s") in by_key:
             filtered.append(w)
             continue
@@ -507,6 +558,15 @@ def checks(rows):
     six = fig("1kib-acks1", FRANZ, "produce_mb_per_s")
     if wide and six:
         out["sluice 10000-partition produce over its 6-partition produce (goal >= 0.8)"] = round(wide / six, 3)
+    rss = fig("delay", DELAY, "delay_rss_added_mb")
+    pending = fig("delay", DELAY, "delay_pending_records")
+    if rss is not None and pending:
+        out[f"sluice RSS added by {pending:,.0f} pending delayed records, MiB "
+            f"(goal <= {DELAY_RSS_GOAL_MB} for 10 M)"] = round(rss, 1)
+    late = fig("delay", DELAY, "delay_lateness_p99_ms")
+    if late is not None:
+        out[f"sluice delayed-delivery lateness p99, ms (goal <= {DELAY_LATENESS_P99_GOAL_MS} "
+            "at 10,000 releases/s)"] = late
     for r in rows:
         if r["client"] == RAW and "sluice_of_sendfile_ceiling" in r:
             out[f"sluice {r['workload']} raw fetch over sendfile ceiling (goal >= 0.8)"] = \

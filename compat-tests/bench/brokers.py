@@ -70,6 +70,14 @@ class Broker:
         with open(f"/proc/{self.pid}/clear_refs", "w") as f:
             f.write("5")
 
+    def rss_mb(self):
+        """Resident memory now (VmRSS)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS in /proc status")
+
     def peak_rss_mb(self):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:

@@ -129,6 +129,19 @@ impl BatchHeader {
 
 /// Checks one complete batch (exactly `b.len()` bytes) as it arrives from a client.
 pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
+    checked(b, |count, last_offset_delta| count == last_offset_delta + 1)
+}
+
+/// Checks one complete batch read back from a segment: as [`validate`], except that a
+/// batch may hold fewer records than its offsets (the broker took some out, leaving gaps
+/// as compaction does: delayed records).
+pub fn validate_stored(b: &[u8]) -> Result<BatchHeader, BatchError> {
+    checked(b, |count, last_offset_delta| {
+        (0..=last_offset_delta + 1).contains(&count)
+    })
+}
+
+fn checked(b: &[u8], count_fits: impl Fn(i32, i32) -> bool) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(b)?;
     if h.magic != 2 {
         return Err(BatchError::BadMagic { magic: h.magic });
@@ -146,7 +159,7 @@ pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if h.last_offset_delta < 0 || h.records_count != h.last_offset_delta + 1 {
+    if h.last_offset_delta < 0 || !count_fits(h.records_count, h.last_offset_delta) {
         return Err(BatchError::BadCount {
             count: h.records_count,
             last_offset_delta: h.last_offset_delta,

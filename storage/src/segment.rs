@@ -149,7 +149,7 @@ impl Segment {
             if recover {
                 buf.resize(h.total_bytes(), 0);
                 file.read_exact_at(&mut buf, pos)?;
-                match batch::validate(&buf) {
+                match batch::validate_stored(&buf) {
                     Ok(v) if v.base_offset >= seg.next_offset => {}
                     _ => break,
                 }
@@ -392,6 +392,26 @@ mod tests {
                 .base_offset,
             150
         );
+    }
+
+    #[test]
+    fn recovery_keeps_batches_with_records_taken_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 1 << 16, 64).unwrap();
+        append(&mut seg, 0, &[b"a"]);
+        // Records 1 and 2 of a three-record batch taken out (delayed), as produce does.
+        let full = build_batch(1, 1000, &[b"x", b"y", b"z"], (-1, -1, -1));
+        let h = BatchHeader::parse(&full).unwrap();
+        let recs = crate::record::records(&full, &h).unwrap();
+        let gapped = crate::record::with_records(&full, &recs[..1]);
+        let gh = BatchHeader::parse(&gapped).unwrap();
+        seg.append(&gapped[..16], &gapped[16..], &gh, 0).unwrap();
+        append(&mut seg, 4, &[b"b"]);
+        let size = seg.size();
+        drop(seg);
+        let (seg, rec) = Segment::open(dir.path(), 0, 1 << 16, 64, true, |_| {}).unwrap();
+        assert_eq!((rec.truncated_bytes, seg.size()), (0, size));
+        assert_eq!(seg.next_offset(), 5);
     }
 
     #[test]

@@ -108,10 +108,10 @@ impl TagSummary {
     }
 }
 
-/// Summarises the batches of a Produce request just appended at `base_offset` (they
-/// were validated on the way in).
+/// Summarises batches just appended at `base_offset` (they were validated on the way
+/// in, and may have had delayed records taken out).
 pub fn summarise_appended(cache: &SummaryCache, records: &[u8], base_offset: i64) {
-    let Ok(batches) = sluice_storage::batch::split_batches(records) else {
+    let Ok(batches) = sluice_storage::batch::split_built(records) else {
         return;
     };
     let mut next = base_offset;

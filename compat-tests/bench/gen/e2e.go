@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ func runE2E(args []string) (any, error) {
 	batchMax := fs.Int("batch-max-bytes", mib, "max record batch bytes (above 1 MiB for 1 MiB records)")
 	maxWait := fs.Duration("fetch-max-wait", 500*time.Millisecond, "consumer fetch max wait (Java's default is 500ms; franz-go's 5s)")
 	grace := fs.Duration("grace", 10*time.Second, "after the last send, how long records may take to arrive before they count as lost")
+	deliverAfter := fs.Duration("deliver-after", 0, "Sluice: send each record with mq.deliver.at this far ahead and measure lateness (receive time minus that time) instead of latency")
 	fs.Parse(args)
 
 	if *topic == "" {
@@ -138,8 +140,17 @@ func runE2E(args []string) (any, error) {
 			v := make([]byte, *size)
 			copy(v, template)
 			binary.BigEndian.PutUint64(v[8:], uint64(sent))
-			binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-			producer.Produce(context.Background(), &kgo.Record{Topic: *topic, Partition: int32(sent % int(partitions)), Value: v}, promise)
+			r := &kgo.Record{Topic: *topic, Partition: int32(sent % int(partitions)), Value: v}
+			// The probe's clock starts at the send, or for a delayed record at the
+			// millisecond it is due (the broker's precision).
+			start := time.Now().UnixNano()
+			if *deliverAfter > 0 {
+				dueMs := (start + deliverAfter.Nanoseconds()) / int64(time.Millisecond)
+				start = dueMs * int64(time.Millisecond)
+				r.Headers = []kgo.RecordHeader{{Key: "mq.deliver.at", Value: []byte(strconv.FormatInt(dueMs, 10))}}
+			}
+			binary.BigEndian.PutUint64(v, uint64(start))
+			producer.Produce(context.Background(), r, promise)
 		}
 		if sent < total {
 			<-tick.C
@@ -147,7 +158,7 @@ func runE2E(args []string) (any, error) {
 	}
 	end := time.Now()
 
-	gctx, cancelGrace := context.WithDeadline(context.Background(), end.Add(*grace))
+	gctx, cancelGrace := context.WithDeadline(context.Background(), end.Add(*grace+*deliverAfter))
 	defer cancelGrace()
 	if err := producer.Flush(gctx); err != nil {
 		return nil, fmt.Errorf("records still unacknowledged %v after the last send", *grace)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,8 +38,10 @@ func runProduce(args []string) (any, error) {
 	timeout := fs.Duration("timeout", 10*time.Minute, "fail if not all records are acknowledged by then")
 	tagRatio := fs.Int("tag-ratio", 0, "tag records mq.tag=hot one time in N, the rest mq.tag=cold (0: no tags)")
 	tagRun := fs.Int("tag-run", 1, "records in a run of one tag: 1 mixes tags in every batch, a batch's worth or more keeps batches uniform")
+	delayMs := fs.Int64("delay-ms", 0, "Sluice: give every record the header mq.delay.ms=N (0: none)")
 	fs.Parse(args)
 
+	delayHeader := kgo.RecordHeader{Key: "mq.delay.ms", Value: []byte(strconv.FormatInt(*delayMs, 10))}
 	topics, err := tf.names()
 	if err != nil {
 		return nil, err
@@ -110,6 +113,9 @@ func runProduce(args []string) (any, error) {
 		r := &kgo.Record{Topic: topics[i%len(topics)], Value: payload}
 		if *tagRatio > 0 {
 			r.Headers = []kgo.RecordHeader{tagHeader(i, *tagRatio, *tagRun)}
+		}
+		if *delayMs > 0 {
+			r.Headers = append(r.Headers, delayHeader)
 		}
 		// Taken before Produce, which blocks while the buffer is full, so the
 		// latency includes that wait, as ProducerPerformance's send() ->
