@@ -17,10 +17,13 @@
 //!   log end at restart: it is dropped.
 //! - **Checkpoint.** `timer.json` holds the timer's producer id and the first second not
 //!   yet dealt with; segments of the store whose seconds are all before it are deleted.
+//!   Both happen off the release path ([`Persister`]). A checkpoint that lags only
+//!   means a longer walk after a restart: released records are marked so in the store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -129,9 +132,66 @@ impl Inner {
     }
 }
 
+/// Writes the checkpoint and deletes collected segments on a thread of its own: an
+/// fsync or an unlink can wait hundreds of milliseconds on the journal while the page
+/// cache is written back, and releases must not wait with it.
+#[derive(Debug)]
+struct Persister {
+    dir: PathBuf,
+    producer_id: i64,
+    latest: AtomicI64,
+    doomed: Mutex<Vec<PathBuf>>,
+    busy: AtomicBool,
+}
+
+impl Persister {
+    fn request(self: &Arc<Self>, done_through_s: i64, doomed: Vec<PathBuf>) {
+        self.latest.fetch_max(done_through_s, Ordering::AcqRel);
+        self.doomed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(doomed);
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return; // the running writer picks this up
+        }
+        let me = self.clone();
+        std::thread::spawn(move || me.run());
+    }
+
+    fn run(&self) {
+        loop {
+            let done = self.latest.load(Ordering::Acquire);
+            let checkpoint = Checkpoint {
+                producer_id: self.producer_id,
+                done_through_s: done,
+            };
+            if let Err(e) = checkpoint.write(&self.dir) {
+                tracing::error!(error = %e, "writing the delay timer's checkpoint");
+            }
+            let doomed =
+                std::mem::take(&mut *self.doomed.lock().unwrap_or_else(|p| p.into_inner()));
+            for path in doomed {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::error!(path = %path.display(), error = %e, "deleting a delay segment");
+                }
+            }
+            self.busy.store(false, Ordering::Release);
+            let more = self.latest.load(Ordering::Acquire) > done
+                || !self
+                    .doomed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty();
+            if !more || self.busy.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct DelayTimer {
-    dir: PathBuf,
+    persister: Arc<Persister>,
     producer_id: i64,
     pub max_delay_ms: i64,
     inner: Mutex<Inner>,
@@ -180,7 +240,13 @@ impl DelayTimer {
             log_ends,
         };
         Ok(DelayTimer {
-            dir: dir.to_owned(),
+            persister: Arc::new(Persister {
+                dir: dir.to_owned(),
+                producer_id: checkpoint.producer_id,
+                latest: AtomicI64::new(checkpoint.done_through_s),
+                doomed: Mutex::new(Vec::new()),
+                busy: AtomicBool::new(false),
+            }),
             producer_id: checkpoint.producer_id,
             max_delay_ms,
             inner: Mutex::new(Inner {
@@ -309,18 +375,22 @@ impl DelayTimer {
             }
         }
         let done = inner.done_through();
-        if done > inner.done_through_s {
-            inner.done_through_s = done;
-            Checkpoint {
-                producer_id: self.producer_id,
-                done_through_s: done,
-            }
-            .write(&self.dir)?;
-            inner.store.collect(done)?;
-        }
         let next_stage = (inner.staged_through_s + 1) * 1_000 - LOOKAHEAD_MS;
         let next_due = inner.staged.keys().next().map_or(i64::MAX, |k| k.0);
+        if done > inner.done_through_s {
+            inner.done_through_s = done;
+            let collected = inner.store.collect(done);
+            drop(inner);
+            self.persister.request(done, collected);
+        }
         Ok(next_stage.min(next_due))
+    }
+
+    /// Waits until the checkpoint asked for last is on disk (tests).
+    pub fn wait_persisted(&self) {
+        while self.persister.busy.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Releases one partition's due records, in order.
@@ -518,6 +588,12 @@ mod recovery_tests {
             .collect()
     }
 
+    /// A tick, then its checkpoint written (tests rewrite the checkpoint themselves).
+    fn tick(timer: &DelayTimer, r: &ReplicaManager, now: i64) {
+        timer.tick(r, now).unwrap();
+        timer.wait_persisted();
+    }
+
     fn open(dir: &Path, log_ends: HashMap<(Uuid, i32), i64>) -> DelayTimer {
         let checkpoint = Checkpoint::read(dir).unwrap().unwrap_or(Checkpoint {
             producer_id: 500,
@@ -576,12 +652,12 @@ mod recovery_tests {
         let (r, p) = replicas(dir.path());
         let timer = open(&dir.path().join("d"), HashMap::new());
         produce(&timer, &p, 3, NOW + 2_500);
-        timer.tick(&r, NOW + 2_000).unwrap();
+        tick(&timer, &r, NOW + 2_000);
         assert_eq!(timer.staged(), 3, "staged a second ahead");
         assert!(released(&p).is_empty());
-        timer.tick(&r, NOW + 2_499).unwrap();
+        tick(&timer, &r, NOW + 2_499);
         assert!(released(&p).is_empty());
-        timer.tick(&r, NOW + 2_500).unwrap();
+        tick(&timer, &r, NOW + 2_500);
         let got = released(&p);
         assert_eq!(
             got,
@@ -589,7 +665,7 @@ mod recovery_tests {
         );
         assert_eq!(p.lock().log_end_offset(), 6);
         // Nothing is released twice, and the checkpoint moves on.
-        timer.tick(&r, NOW + 5_000).unwrap();
+        tick(&timer, &r, NOW + 5_000);
         assert_eq!(released(&p).len(), 3);
         let c = Checkpoint::read(&dir.path().join("d")).unwrap().unwrap();
         assert!(c.done_through_s > (NOW + 2_500) / 1_000);
@@ -602,7 +678,7 @@ mod recovery_tests {
         let (r, p) = replicas(dir.path());
         let timer = open(&ddir, HashMap::new());
         let positions = produce(&timer, &p, 4, NOW + 1_500);
-        timer.tick(&r, NOW + 1_600).unwrap();
+        tick(&timer, &r, NOW + 1_600);
         assert_eq!(released(&p).len(), 4);
         // As if the broker died after the append, before the records were marked
         // released and before the checkpoint moved: they are found again as Releasing.
@@ -624,7 +700,7 @@ mod recovery_tests {
         drop(timer);
         let ends = HashMap::from([((p.topic_id, 0), 4)]);
         let timer = open(&ddir, ends.clone());
-        timer.tick(&r, NOW + 3_000).unwrap();
+        tick(&timer, &r, NOW + 3_000);
         assert_eq!(
             released(&p).len(),
             4,
@@ -645,7 +721,7 @@ mod recovery_tests {
         drop(timer);
         let end = p.lock().log_end_offset();
         let timer = open(&ddir, HashMap::from([((p.topic_id, 0), end)]));
-        timer.tick(&r, NOW + 4_300).unwrap();
+        tick(&timer, &r, NOW + 4_300);
         let got = released(&p);
         assert_eq!(got.len(), 6);
         assert_eq!(got[4].0, "v0");
@@ -663,7 +739,7 @@ mod recovery_tests {
         timer.schedule(&p, &[0], &d).unwrap();
         drop(timer);
         let timer = open(&ddir, HashMap::from([((p.topic_id, 0), 0)]));
-        timer.tick(&r, NOW + 2_000).unwrap();
+        tick(&timer, &r, NOW + 2_000);
         assert!(released(&p).is_empty());
         assert_eq!(timer.staged(), 0);
     }
