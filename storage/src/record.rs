@@ -137,6 +137,38 @@ pub fn parse_records(b: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, RecordE
     Ok(out)
 }
 
+/// Whether any record of a records section has a header whose key starts with
+/// `prefix`. Skips keys and values by their lengths, so it reads a few bytes per record
+/// (a byte search would read them all). False for a section that does not parse.
+pub fn any_header_key_starts_with(b: &[u8], prefix: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos < b.len() {
+        let Some(len) = varint(b, &mut pos, 5).and_then(|l| usize::try_from(l).ok()) else {
+            return false;
+        };
+        let Some(end) = pos.checked_add(len).filter(|e| *e <= b.len()) else {
+            return false;
+        };
+        let body = &b[pos..end];
+        let mut p = 1;
+        let headers = varint(body, &mut p, 10)
+            .and(varint(body, &mut p, 5))
+            .and(field(body, &mut p))
+            .and(field(body, &mut p))
+            .and(varint(body, &mut p, 5));
+        let Some(count) = headers else { return false };
+        for _ in 0..count.max(0) {
+            match (field(body, &mut p), field(body, &mut p)) {
+                (Some(Some(key)), Some(_)) if key.starts_with(prefix) => return true,
+                (Some(Some(_)), Some(_)) => {}
+                _ => return false,
+            }
+        }
+        pos = end;
+    }
+    false
+}
+
 /// Parses one record that is alone in `b` (as the delay store keeps them).
 pub fn parse_one(b: &[u8]) -> Option<RawRecord<'_>> {
     let mut pos = 0;
@@ -344,6 +376,22 @@ mod tests {
         assert_eq!(decoded.records.len(), 2);
         assert_eq!(decoded.records[1].timestamp, 1_005);
         assert_eq!(decoded.records[0].headers.len(), 1);
+    }
+
+    #[test]
+    fn finds_a_header_prefix_without_parsing_values() {
+        let mut b = BatchBuilder::new(0, (-1, -1, -1));
+        b.push(0, Some(b"mq.delay"), Some(b"mq.delay"), []);
+        b.push(0, None, None, [(&b"x"[..], None), (&b"mq.delay.ms"[..], Some(&b"5"[..]))]);
+        let batch = b.finish();
+        let section = &batch[HEADER_BYTES..];
+        assert!(any_header_key_starts_with(section, b"mq.del"));
+        assert!(!any_header_key_starts_with(section, b"mq.tag"));
+        let first = records(&batch, &BatchHeader::parse(&batch).unwrap()).unwrap()[0].bytes;
+        assert!(!any_header_key_starts_with(first, b"mq.del"), "keys and values are not headers");
+        for cut in 0..section.len() {
+            let _ = any_header_key_starts_with(&section[..cut], b"mq.del");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sluice_storage::record::{self, parse_records};
 
 use super::{due_ms, DelayError};
 
-/// Every delay header starts so; a batch without it anywhere has no delayed record.
+/// Every delay header's key starts so; a batch without such a header has no delayed record.
 const HEADER_PREFIX: &[u8] = b"mq.del";
 
 /// A record taken out of its batch until it is due.
@@ -67,7 +67,6 @@ pub fn split(
     {
         return Err(Refusal::ReservedProducerId(reserved_producer_id));
     }
-    let finder = memchr::memmem::Finder::new(HEADER_PREFIX);
     let mut delayed = Vec::new();
     // Per batch: the records section and which of its records stay (None: all stay).
     let mut rebuilt: Vec<Option<Bytes>> = Vec::with_capacity(batches.len());
@@ -80,13 +79,15 @@ pub fn split(
         if h.is_control() || h.is_transactional() {
             continue;
         }
-        if h.compression() == 0 && finder.find(&bytes[HEADER_BYTES..]).is_none() {
+        if h.compression() == 0
+            && !record::any_header_key_starts_with(&bytes[HEADER_BYTES..], HEADER_PREFIX)
+        {
             continue;
         }
         let Some(section) = record::records_section(h, &Bytes::copy_from_slice(bytes)) else {
             continue;
         };
-        if h.compression() != 0 && finder.find(&section).is_none() {
+        if h.compression() != 0 && !record::any_header_key_starts_with(&section, HEADER_PREFIX) {
             continue;
         }
         let Ok(recs) = parse_records(&section, h.records_count) else {
