@@ -382,13 +382,21 @@ mod tests {
     fn finds_a_header_prefix_without_parsing_values() {
         let mut b = BatchBuilder::new(0, (-1, -1, -1));
         b.push(0, Some(b"mq.delay"), Some(b"mq.delay"), []);
-        b.push(0, None, None, [(&b"x"[..], None), (&b"mq.delay.ms"[..], Some(&b"5"[..]))]);
+        b.push(
+            0,
+            None,
+            None,
+            [(&b"x"[..], None), (&b"mq.delay.ms"[..], Some(&b"5"[..]))],
+        );
         let batch = b.finish();
         let section = &batch[HEADER_BYTES..];
         assert!(any_header_key_starts_with(section, b"mq.del"));
         assert!(!any_header_key_starts_with(section, b"mq.tag"));
         let first = records(&batch, &BatchHeader::parse(&batch).unwrap()).unwrap()[0].bytes;
-        assert!(!any_header_key_starts_with(first, b"mq.del"), "keys and values are not headers");
+        assert!(
+            !any_header_key_starts_with(first, b"mq.del"),
+            "keys and values are not headers"
+        );
         for cut in 0..section.len() {
             let _ = any_header_key_starts_with(&section[..cut], b"mq.del");
         }
