@@ -124,6 +124,15 @@ impl ReplicaManager {
             .cloned()
     }
 
+    /// How many partitions of `topic` are hosted here.
+    pub fn partition_count(&self, topic: &str) -> usize {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .map_or(0, HashMap::len)
+    }
+
     /// The view of that name, if it is one.
     pub fn view(&self, topic: &str) -> Option<Arc<View>> {
         self.views

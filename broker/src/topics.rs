@@ -11,6 +11,7 @@ use sluice_storage::config::{
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::delay::retry;
 use crate::error_code;
 use crate::view;
 
@@ -100,9 +101,16 @@ pub fn config_refusal(e: &ConfigError) -> Refusal {
     Refusal::new(E::InvalidConfig, e.to_string())
 }
 
-pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+/// Checks configs given to topic `name`: Kafka's log configs, and on a retry topic its
+/// retry policy.
+pub fn validate_configs(name: &str, configs: &BTreeMap<String, String>) -> Result<(), Refusal> {
     for (k, v) in configs {
-        validate_topic_config(k, v).map_err(|e| config_refusal(&e))?;
+        if retry::is_retry_config(k) {
+            retry::validate_config(name, k, v)
+                .map_err(|e| Refusal::new(E::InvalidConfig, e.to_string()))?;
+        } else {
+            validate_topic_config(k, v).map_err(|e| config_refusal(&e))?;
+        }
     }
     Ok(())
 }
@@ -152,7 +160,7 @@ pub async fn create_topic(
         ));
     }
     if !view {
-        validate_configs(&configs)?;
+        validate_configs(name, &configs)?;
     }
     if image.topic(name).is_some() {
         return Err(Refusal::new(
@@ -163,6 +171,30 @@ pub async fn create_topic(
     if validate_only {
         return Ok((Uuid::nil(), partitions, replication_factor));
     }
+    let created = propose_create(b, name, partitions, replication_factor, configs).await?;
+    // A retry topic's records go to its dead-letter topic once out of retries: it is
+    // created with it (and kept if it exists already).
+    if retry::is_retry_topic(name) {
+        let dlq = retry::dead_letter_topic(name);
+        if b.image().topic(&dlq).is_none() {
+            match propose_create(b, &dlq, partitions, replication_factor, BTreeMap::new()).await {
+                Ok(_) => {}
+                Err(r) if r.error == E::TopicAlreadyExists => {}
+                Err(r) => tracing::warn!(topic = %dlq, error = %r.message,
+                    "could not create the dead-letter topic of a retry topic"),
+            }
+        }
+    }
+    Ok(created)
+}
+
+async fn propose_create(
+    b: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+) -> Result<(Uuid, i32, i16), Refusal> {
     let id = Uuid::new_v4();
     let cmd = MetadataCommand::CreateTopic {
         name: name.to_owned(),
@@ -258,6 +290,33 @@ pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveCo
             })
             .collect();
     }
+    let retry_configs = retry::is_retry_topic(&topic.name).then(|| {
+        let policy = retry::RetryPolicy::of(&topic.configs);
+        let backoffs = policy
+            .backoff_ms
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        [
+            (retry::MAX_CONFIG, policy.max.to_string()),
+            (retry::BACKOFF_CONFIG, backoffs),
+        ]
+        .map(|(name, value)| {
+            let source = if topic.configs.contains_key(name) {
+                source::DYNAMIC_TOPIC_CONFIG
+            } else {
+                source::DEFAULT_CONFIG
+            };
+            EffectiveConfig {
+                name,
+                value: value.clone(),
+                source,
+                config_type: config_type(ConfigKind::OneOf(&[])),
+                synonyms: vec![(name.to_owned(), value, source)],
+            }
+        })
+    });
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -286,6 +345,7 @@ pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveCo
                 synonyms,
             }
         })
+        .chain(retry_configs.into_iter().flatten())
         .collect()
 }
 

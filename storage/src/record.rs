@@ -157,11 +157,12 @@ pub fn any_header_key_starts_with(b: &[u8], prefix: &[u8]) -> bool {
             .and(field(body, &mut p))
             .and(varint(body, &mut p, 5));
         let Some(count) = headers else { return false };
+        // As [`RawRecord::headers`]: a record's headers end at the first that does not parse.
         for _ in 0..count.max(0) {
             match (field(body, &mut p), field(body, &mut p)) {
                 (Some(Some(key)), Some(_)) if key.starts_with(prefix) => return true,
                 (Some(Some(_)), Some(_)) => {}
-                _ => return false,
+                _ => break,
             }
         }
         pos = end;
@@ -193,6 +194,36 @@ fn put_field(out: &mut Vec<u8>, v: Option<&[u8]>) {
             out.extend_from_slice(v);
         }
     }
+}
+
+/// Appends one record, length prefix included, to `out` (`scratch` is working space).
+/// `deltas` are its timestamp and offset deltas.
+pub fn encode_record<'h>(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    deltas: (i64, i32),
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+) {
+    let body = scratch;
+    body.clear();
+    body.push(0); // attributes: unused in v2 records
+    put_varint(body, deltas.0);
+    put_varint(body, deltas.1 as i64);
+    put_field(body, key);
+    put_field(body, value);
+    let mut headers_bytes = Vec::new();
+    let mut n = 0i64;
+    for (k, v) in headers {
+        put_field(&mut headers_bytes, Some(k));
+        put_field(&mut headers_bytes, v);
+        n += 1;
+    }
+    put_varint(body, n);
+    body.extend_from_slice(&headers_bytes);
+    put_varint(out, body.len() as i64);
+    out.extend_from_slice(body);
 }
 
 /// Builds a new uncompressed v2 batch, record by record: what the broker writes when it
@@ -244,24 +275,15 @@ impl BatchBuilder {
         headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
     ) {
         debug_assert!(timestamp >= self.first_timestamp);
-        let body = &mut self.scratch;
-        body.clear();
-        body.push(0); // attributes: unused in v2 records
-        put_varint(body, timestamp - self.first_timestamp);
-        put_varint(body, self.count as i64);
-        put_field(body, key);
-        put_field(body, value);
-        let mut headers_bytes = Vec::new();
-        let mut n = 0i64;
-        for (k, v) in headers {
-            put_field(&mut headers_bytes, Some(k));
-            put_field(&mut headers_bytes, v);
-            n += 1;
-        }
-        put_varint(body, n);
-        body.extend_from_slice(&headers_bytes);
-        put_varint(&mut self.buf, body.len() as i64);
-        self.buf.extend_from_slice(body);
+        let deltas = (timestamp - self.first_timestamp, self.count);
+        encode_record(
+            &mut self.buf,
+            &mut self.scratch,
+            deltas,
+            key,
+            value,
+            headers,
+        );
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }

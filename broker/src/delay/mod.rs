@@ -6,7 +6,10 @@
 //!   ones (which leave gaps at their offsets, as compaction does).
 //! - [`store`]: delayed records on disk, and a timing wheel chaining them by due second.
 //! - [`timer`]: stages what is about to come due and releases it exactly once.
+//! - [`retry`]: retry topics (`G.retry`), whose records are held by the same timer, and
+//!   their dead-letter topics (`G.dlq`).
 
+pub mod retry;
 pub mod split;
 pub mod store;
 pub mod timer;

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use sluice_storage::batch::{self, HEADER_BYTES};
 use sluice_storage::record::{self, parse_records};
 
-use super::{due_ms, DelayError};
+use sluice_storage::record::RawRecord;
+
+use super::retry::{self, RetryPolicy};
+use super::{due_ms, is_delay_header, DelayError};
 
 /// Every delay header's key starts so; a batch without such a header has no delayed record.
 const HEADER_PREFIX: &[u8] = b"mq.del";
@@ -25,8 +28,11 @@ pub struct Delayed {
     pub due_ms: i64,
     /// The record's own timestamp (CreateTime).
     pub timestamp: i64,
-    /// The record as it was in the batch, length prefix included.
+    /// The record as it was in the batch, length prefix included (on a retry topic,
+    /// with the broker's headers).
     pub record: Vec<u8>,
+    /// Bound for the dead-letter topic (a retry topic's record out of retries).
+    pub dead_letter: bool,
 }
 
 /// What the partition stores in place of the produced records, and what waits.
@@ -55,6 +61,7 @@ pub fn split(
     accepted_ms: i64,
     max_delay_ms: i64,
     reserved_producer_id: i64,
+    retry: Option<&RetryPolicy>,
 ) -> Result<Option<Split>, Refusal> {
     // Lengths only: the log validates the produced batches (CRC included) before it
     // stores anything, so a rebuilt batch never launders a corrupt one.
@@ -79,7 +86,8 @@ pub fn split(
         if h.is_control() || h.is_transactional() {
             continue;
         }
-        if h.compression() == 0
+        if retry.is_none()
+            && h.compression() == 0
             && !record::any_header_key_starts_with(&bytes[HEADER_BYTES..], HEADER_PREFIX)
         {
             continue;
@@ -87,7 +95,10 @@ pub fn split(
         let Some(section) = record::records_section(h, &Bytes::copy_from_slice(bytes)) else {
             continue;
         };
-        if h.compression() != 0 && !record::any_header_key_starts_with(&section, HEADER_PREFIX) {
+        if retry.is_none()
+            && h.compression() != 0
+            && !record::any_header_key_starts_with(&section, HEADER_PREFIX)
+        {
             continue;
         }
         let Ok(recs) = parse_records(&section, h.records_count) else {
@@ -104,20 +115,33 @@ pub fn split(
         let mut kept = Vec::with_capacity(recs.len());
         let before = delayed.len();
         for (n, r) in recs.iter().enumerate() {
-            match due_ms(r, accepted_ms, max_delay_ms) {
-                Err(error) => {
-                    return Err(Refusal::BadRecord {
-                        index: first_index + n as i32,
-                        error,
-                    })
-                }
-                Ok(None) => kept.push(*r),
-                Ok(Some(due)) => delayed.push(Delayed {
+            let bad = |error| Refusal::BadRecord {
+                index: first_index + n as i32,
+                error,
+            };
+            let timestamp = h.base_timestamp + r.timestamp_delta;
+            if let Some(policy) = retry {
+                let (due_ms, dead_letter, record) =
+                    retried(r, policy, accepted_ms, max_delay_ms).map_err(bad)?;
+                delayed.push(Delayed {
+                    batch: i,
+                    offset_delta: r.offset_delta,
+                    due_ms,
+                    timestamp,
+                    record,
+                    dead_letter,
+                });
+                continue;
+            }
+            match due_ms(r, accepted_ms, max_delay_ms).map_err(bad)? {
+                None => kept.push(*r),
+                Some(due) => delayed.push(Delayed {
                     batch: i,
                     offset_delta: r.offset_delta,
                     due_ms: due,
-                    timestamp: h.base_timestamp + r.timestamp_delta,
+                    timestamp,
                     record: r.bytes.to_vec(),
+                    dead_letter: false,
                 }),
             }
         }
@@ -139,6 +163,58 @@ pub fn split(
         stored: Bytes::from(stored),
         delayed,
     }))
+}
+
+/// A record produced to a retry topic: its count raised, and when it is due (after the
+/// backoff of that count, or at once for the dead-letter topic once it is out of retries).
+/// Delay headers mean nothing on a retry topic and are dropped.
+fn retried(
+    r: &RawRecord<'_>,
+    policy: &RetryPolicy,
+    accepted_ms: i64,
+    max_delay_ms: i64,
+) -> Result<(i64, bool, Vec<u8>), DelayError> {
+    let count = retry::count_of(
+        r.headers()
+            .find(|(k, _)| *k == retry::COUNT_HEADER.as_bytes())
+            .map(|(_, v)| v),
+    )?
+    .saturating_add(1);
+    let dead_letter = count > policy.max;
+    let due_ms = if dead_letter {
+        accepted_ms
+    } else {
+        accepted_ms + policy.backoff(count).min(max_delay_ms)
+    };
+    let count_text = count.to_string();
+    let reason = format!(
+        "retried {} times: over {}={}",
+        count - 1,
+        retry::MAX_CONFIG,
+        policy.max
+    );
+    let mut added = vec![(retry::COUNT_HEADER.as_bytes(), Some(count_text.as_bytes()))];
+    if dead_letter {
+        added.push((retry::REASON_HEADER.as_bytes(), Some(reason.as_bytes())));
+    }
+    let headers = r
+        .headers()
+        .filter(|(k, _)| {
+            !is_delay_header(k)
+                && *k != retry::COUNT_HEADER.as_bytes()
+                && *k != retry::REASON_HEADER.as_bytes()
+        })
+        .chain(added);
+    let mut record = Vec::with_capacity(r.bytes.len() + 64);
+    record::encode_record(
+        &mut record,
+        &mut Vec::new(),
+        (0, 0),
+        r.key,
+        r.value,
+        headers,
+    );
+    Ok((due_ms, dead_letter, record))
 }
 
 #[cfg(test)]
@@ -165,16 +241,16 @@ mod tests {
     #[test]
     fn nothing_delayed_is_left_alone() {
         let b = batch_with_delays(&[None, None], (-1, -1, -1));
-        assert!(split(&b, 1_000, 10_000, 99).unwrap().is_none());
+        assert!(split(&b, 1_000, 10_000, 99, None).unwrap().is_none());
         let b = batch_with_delays(&[Some("0")], (-1, -1, -1));
-        assert!(split(&b, 1_000, 10_000, 99).unwrap().is_none());
+        assert!(split(&b, 1_000, 10_000, 99, None).unwrap().is_none());
     }
 
     #[test]
     fn delayed_records_leave_gaps() {
         let mut req = batch_with_delays(&[None, Some("50"), None], (7, 0, 10)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[Some("1"), Some("2")], (7, 0, 13)));
-        let s = split(&req, 1_000, 10_000, 99).unwrap().unwrap();
+        let s = split(&req, 1_000, 10_000, 99, None).unwrap().unwrap();
         let due: Vec<_> = s
             .delayed
             .iter()
@@ -206,10 +282,63 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_topic_counts_and_holds_every_record() {
+        let policy = RetryPolicy {
+            max: 2,
+            backoff_ms: vec![100, 200],
+        };
+        let mut b = BatchBuilder::new(100, (-1, -1, -1));
+        let counts = [None, Some("1"), Some("2")];
+        for c in counts {
+            let h: Vec<(&[u8], Option<&[u8]>)> = c
+                .iter()
+                .map(|c| (retry::COUNT_HEADER.as_bytes(), Some(c.as_bytes())))
+                .chain([(&b"keep"[..], Some(&b"me"[..]))])
+                .collect();
+            b.push(100, None, Some(b"v"), h);
+        }
+        let s = split(&b.finish(), 1_000, 10_000, 99, Some(&policy))
+            .unwrap()
+            .unwrap();
+        let got: Vec<_> = s
+            .delayed
+            .iter()
+            .map(|d| {
+                let r = sluice_storage::record::parse_one(&d.record).unwrap();
+                (
+                    d.due_ms,
+                    d.dead_letter,
+                    r.header(retry::COUNT_HEADER).unwrap().to_owned(),
+                    r.header("keep").is_some(),
+                    r.header(retry::REASON_HEADER).is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1_100, false, "1".into(), true, false),
+                (1_200, false, "2".into(), true, false),
+                (1_000, true, "3".into(), true, true),
+            ]
+        );
+        let (_, h) = split_built(&s.stored).unwrap()[0];
+        assert_eq!((h.records_count, h.last_offset_delta), (0, 2));
+        let mut bad = BatchBuilder::new(100, (-1, -1, -1));
+        bad.push(
+            100,
+            None,
+            None,
+            [(retry::COUNT_HEADER.as_bytes(), Some(&b"x"[..]))],
+        );
+        assert!(split(&bad.finish(), 1_000, 10_000, 99, Some(&policy)).is_err());
+    }
+
+    #[test]
     fn a_bad_header_names_its_record() {
         let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[None, Some("soon")], (-1, -1, -1)));
-        let r = split(&req, 1_000, 10_000, 99).unwrap_err();
+        let r = split(&req, 1_000, 10_000, 99, None).unwrap_err();
         assert!(matches!(
             r,
             Refusal::BadRecord {
@@ -219,7 +348,7 @@ mod tests {
         ));
         let b = batch_with_delays(&[None], (99, 0, 0));
         assert_eq!(
-            split(&b, 1_000, 10_000, 99).unwrap_err(),
+            split(&b, 1_000, 10_000, 99, None).unwrap_err(),
             Refusal::ReservedProducerId(99)
         );
     }

@@ -9,8 +9,9 @@
 //!  0 len u32 (bytes after this field)
 //!  4 state u8 | 5 release sequence i32 | 9 prev u64 (position + 1, 0: end of chain)
 //! 17 crc32c u32 of bytes 21.. | 21 due ms i64 | 29 chain second i64 | 37 topic id [16]
-//! 53 partition i32 | 57 origin offset i64 | 65 timestamp i64 | 73 topic name len u16
-//! 75 topic name | record (as it was in its batch, length prefix included)
+//! 53 partition i32 | 57 origin offset i64 | 65 timestamp i64
+//! 73 target u8 (0: its own partition, 1: its retry topic's dead-letter topic)
+//! 74 topic name len u16 | 76 topic name | record (length prefix included)
 //! ```
 //! State, sequence and prev lie outside the CRC: they are written in place later.
 //!
@@ -35,7 +36,7 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 const WHEEL_FILE: &str = "wheel";
 const WHEEL_MAGIC: &[u8; 8] = b"SLWHEEL1";
 const WHEEL_HEADER: usize = 16;
-const FIXED: usize = 75;
+const FIXED: usize = 76;
 const CRC_FROM: usize = 21;
 const SUFFIX: &str = ".delay";
 
@@ -76,6 +77,7 @@ pub struct NewEntry<'a> {
     pub partition: i32,
     pub origin_offset: i64,
     pub timestamp: i64,
+    pub dead_letter: bool,
     pub record: &'a [u8],
 }
 
@@ -93,6 +95,8 @@ pub struct Head {
     pub partition: i32,
     pub origin_offset: i64,
     pub timestamp: i64,
+    /// To the dead-letter topic of its (retry) topic, not to its own partition.
+    pub dead_letter: bool,
 }
 
 /// A whole entry, CRC checked.
@@ -153,6 +157,7 @@ fn parse_head(pos: u64, b: &[u8]) -> Head {
         partition: i32_at(b, 53),
         origin_offset: i64_at(b, 57),
         timestamp: i64_at(b, 65),
+        dead_letter: b[73] == 1,
     }
 }
 
@@ -171,6 +176,7 @@ fn encode(e: &NewEntry<'_>, prev: u64) -> Vec<u8> {
     b.extend_from_slice(&e.partition.to_be_bytes());
     b.extend_from_slice(&e.origin_offset.to_be_bytes());
     b.extend_from_slice(&e.timestamp.to_be_bytes());
+    b.push(u8::from(e.dead_letter));
     b.extend_from_slice(&(name.len() as u16).to_be_bytes());
     b.extend_from_slice(name);
     b.extend_from_slice(e.record);
@@ -441,7 +447,7 @@ impl Store {
             return Err(invalid("delay entry CRC mismatch"));
         }
         let head = parse_head(pos, &b);
-        let name_len = u16::from_be_bytes([b[73], b[74]]) as usize;
+        let name_len = u16::from_be_bytes([b[74], b[75]]) as usize;
         let name = b
             .get(FIXED..FIXED + name_len)
             .ok_or_else(|| invalid("delay entry topic"))?;
@@ -528,6 +534,7 @@ mod tests {
             partition: 2,
             origin_offset: origin,
             timestamp: 5,
+            dead_letter: false,
             record,
         }
     }

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::split::Delayed;
 use super::store::{Entry, NewEntry, State, Store};
-use super::{is_delay_header, ORIGIN_OFFSET};
+use super::{is_delay_header, retry, ORIGIN_OFFSET};
 use crate::metrics::Metrics;
 use crate::partitions::{Partition, ReplicaManager};
 use crate::view::summary::summarise_appended;
@@ -299,6 +299,7 @@ impl DelayTimer {
                 partition: partition.index,
                 origin_offset: bases[d.batch] + d.offset_delta as i64,
                 timestamp: d.timestamp,
+                dead_letter: d.dead_letter,
                 record: &d.record,
             })?;
             if late {
@@ -349,10 +350,10 @@ impl DelayTimer {
                 }
             }
         }
-        let mut groups: Vec<((Uuid, i32), Vec<Due>)> = Vec::new();
-        let mut index: HashMap<(Uuid, i32), usize> = HashMap::new();
+        let mut groups: Vec<((Uuid, i32, bool), Vec<Due>)> = Vec::new();
+        let mut index: HashMap<(Uuid, i32, bool), usize> = HashMap::new();
         for (e, second) in due {
-            let key = (e.head.topic_id, e.head.partition);
+            let key = (e.head.topic_id, e.head.partition, e.head.dead_letter);
             let i = *index.entry(key).or_insert_with(|| {
                 groups.push((key, Vec::new()));
                 groups.len() - 1
@@ -400,19 +401,37 @@ impl DelayTimer {
         group: Vec<Due>,
         now_ms: i64,
     ) -> Vec<(Entry, i64, Outcome)> {
-        let (topic_id, index) = (group[0].0.head.topic_id, group[0].0.head.partition);
+        let first = &group[0].0;
+        let (topic_id, index) = (first.head.topic_id, first.head.partition);
         let mut out = Vec::with_capacity(group.len());
-        let part = replicas
-            .get(&group[0].0.topic, index)
+        let origin = replicas
+            .get(&first.topic, index)
             .filter(|p| p.topic_id == topic_id);
-        let Some(part) = part else {
-            tracing::info!(topic = %group[0].0.topic, partition = index, records = group.len(),
+        if origin.is_none() {
+            tracing::info!(topic = %first.topic, partition = index, records = group.len(),
                 "dropping delayed records of a deleted topic");
             self.mark(&group, State::Dropped, |_| -1);
             Metrics::add(&self.metrics.delay_dropped, group.len() as u64);
             return group
                 .into_iter()
                 .map(|(e, s)| (e, s, Outcome::Done))
+                .collect();
+        }
+        // Where they go: their own partition, or the dead-letter topic's partition of the
+        // same number (modulo its count, so the choice survives a restart).
+        let part = if first.head.dead_letter {
+            let dlq = retry::dead_letter_topic(&first.topic);
+            let n = replicas.partition_count(&dlq) as i32;
+            (n > 0).then(|| replicas.get(&dlq, index % n)).flatten()
+        } else {
+            origin
+        };
+        let Some(part) = part else {
+            tracing::warn!(topic = %first.topic, partition = index, records = group.len(),
+                "the dead-letter topic is missing: holding its records until it exists");
+            return group
+                .into_iter()
+                .map(|(e, s)| (e, s, Outcome::Retry))
                 .collect();
         };
         let mut log = part.lock();
@@ -469,7 +488,7 @@ impl DelayTimer {
                 let origin = e.head.origin_offset.to_string();
                 let headers = r
                     .headers()
-                    .filter(|(k, _)| !is_delay_header(k))
+                    .filter(|(k, _)| !is_delay_header(k) && *k != ORIGIN_OFFSET.as_bytes())
                     .chain([(ORIGIN_OFFSET.as_bytes(), Some(origin.as_bytes()))]);
                 batch.push(e.head.timestamp, r.key, r.value, headers);
             }
@@ -583,6 +602,7 @@ mod recovery_tests {
                     due_ms,
                     timestamp: 5,
                     record: b.finish()[HEADER_BYTES..].to_vec(),
+                    dead_letter: false,
                 }
             })
             .collect()

@@ -60,7 +60,7 @@ async fn alter_topic(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     topics::alterable_topic(&b.image(), name)?;
-    topics::validate_configs(&configs)?;
+    topics::validate_configs(name, &configs)?;
     if validate_only {
         return Ok(());
     }

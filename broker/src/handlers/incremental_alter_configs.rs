@@ -10,6 +10,7 @@ use sluice_raft::MetadataCommand;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::delay::retry;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal, RESOURCE_TOPIC};
 
@@ -55,7 +56,7 @@ async fn alter_topic(
     let mut delete = Vec::new();
     for op in ops {
         let key = op.name.to_string();
-        if !topics::is_known_topic_config(&key) {
+        if !topics::is_known_topic_config(&key) && !retry::is_retry_config(&key) {
             return Err(Refusal::new(
                 E::InvalidConfig,
                 format!("unknown or unsupported topic config {key}"),
@@ -86,7 +87,7 @@ async fn alter_topic(
             }
         }
     }
-    topics::validate_configs(&set)?;
+    topics::validate_configs(name, &set)?;
     if validate_only {
         return Ok(());
     }

@@ -11,6 +11,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::delay;
+use crate::delay::retry::{self, RetryPolicy};
 use crate::delay::split::Refusal;
 use crate::dispatch::{Reply, RequestContext};
 use crate::error_code;
@@ -82,11 +83,15 @@ fn append(
         return r.with_error_code(E::CorruptMessage.code());
     };
     let accepted_ms = now_ms();
+    let retry_policy = retry::is_retry_topic(topic)
+        .then(|| b.image().topic(topic).map(|t| RetryPolicy::of(&t.configs)))
+        .flatten();
     let split = match delay::split::split(
         records,
         accepted_ms,
         b.delays.max_delay_ms,
         b.delays.producer_id(),
+        retry_policy.as_ref(),
     ) {
         Ok(s) => s,
         Err(Refusal::BadRecord { index, error }) => {
