@@ -146,14 +146,17 @@ def test_kcat_and_kafka_python_delay(bootstrap):
         assert m["offset"] >= 2
 
 
-def test_idempotent_producer_with_mixed_batches(bootstrap):
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_idempotent_producer_with_mixed_batches(bootstrap, compression):
+    """Compressed batches are split too (rebuilt uncompressed, as compaction would)."""
     topic = new_topic(bootstrap, "delay-idem", partitions=3)
     n = 3000
     recs = [{"value": f"v{i}".encode(), "partition": i % 3,
              "headers": [("mq.delay.ms", b"1000")] if i % 3 == 0 or i % 7 == 0 else None}
             for i in range(n)]
     log = cf_produce(bootstrap, topic, recs,
-                     conf={"enable.idempotence": True, "linger.ms": 20, "batch.num.messages": 100})
+                     conf={"enable.idempotence": True, "linger.ms": 20, "batch.num.messages": 100,
+                           "compression.type": compression})
     assert not log.errors and len(log.ok) == n
     got = read_all(bootstrap, topic, [0, 1, 2], expected=n, timeout=40, settle=1.0)
     values = [r["v"] for r in got]

@@ -150,3 +150,16 @@ def test_retry_configs_belong_to_retry_topics(bootstrap):
     log = cf_produce(bootstrap, bad, [{"value": b"x", "partition": 0,
                                        "headers": [("mq.retry.count", b"many")]}])
     assert [e.name() for e, _ in log.errors] == ["INVALID_RECORD"]
+
+
+def test_an_auto_created_retry_topic_brings_its_dlq(bootstrap):
+    """Producing to a retry topic that does not exist creates it with the broker's
+    defaults, and its dead-letter topic beside it."""
+    from compat_util import topic_names, wait_until
+    group = uniq("g")
+    log = cf_produce(bootstrap, f"{group}.retry", [{"value": b"x"}])
+    assert not log.errors and log.ok[0][1] == 0, "acknowledged at a gap offset"
+    wait_until(lambda: {f"{group}.retry", f"{group}.dlq"} <= set(topic_names(bootstrap)), 20,
+               what="retry and dead-letter topics")
+    # Held for the default first backoff (10 s): not visible yet.
+    assert watermarks(bootstrap, f"{group}.retry", [0])[0][1] == 1

@@ -281,7 +281,7 @@ impl Store {
             );
         }
         // A cut entry may have been linked: its chain would end there, so chain again.
-        let (wheel, fresh) = open_wheel(dir, slots, torn)?;
+        let (wheel, slots, fresh) = open_wheel(dir, slots, torn)?;
         let mut store = Store {
             dir: dir.to_owned(),
             segments,
@@ -489,11 +489,12 @@ impl Store {
     }
 }
 
-/// Maps the wheel file, creating it (zeroed: every chain empty) if it is missing, of
-/// another size, or to be discarded. Returns whether it is new.
-fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, bool)> {
+/// Maps the wheel file, creating it (zeroed: every chain empty) if it is missing, smaller
+/// than `slots`, or to be discarded. A larger wheel is kept: records already chained may
+/// be due further ahead than a lowered maximum allows, and on a shorter wheel two rounds
+/// of them could share a slot. Returns the map, its slot count and whether it is new.
+fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, u64, bool)> {
     let path = dir.join(WHEEL_FILE);
-    let want = WHEEL_HEADER as u64 + slots * 8;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -501,11 +502,12 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, boo
         .truncate(false)
         .open(&path)?;
     let mut header = [0u8; WHEEL_HEADER];
-    let fits = !discard
-        && file.metadata()?.len() == want
-        && file.read_exact_at(&mut header, 0).is_ok()
-        && &header[..8] == WHEEL_MAGIC
-        && u64::from_be_bytes(header[8..].try_into().expect("8 bytes")) == slots;
+    let existing = (file.read_exact_at(&mut header, 0).is_ok() && &header[..8] == WHEEL_MAGIC)
+        .then(|| u64::from_be_bytes(header[8..].try_into().expect("8 bytes")))
+        .filter(|n| file.metadata().is_ok_and(|m| m.len() == WHEEL_HEADER as u64 + n * 8));
+    let fits = !discard && existing.is_some_and(|n| n >= slots);
+    let slots = if fits { existing.expect("fits") } else { slots };
+    let want = WHEEL_HEADER as u64 + slots * 8;
     if !fits {
         file.set_len(0)?;
         file.set_len(want)?; // sparse: untouched slots cost nothing
@@ -518,7 +520,7 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, boo
     let map = unsafe { MmapMut::map_mut(&file)? };
     // Slots are read one at a time, far apart: readahead would only fill memory.
     let _ = map.advise(memmap2::Advice::Random);
-    Ok((map, !fits))
+    Ok((map, slots, !fits))
 }
 
 #[cfg(test)]
@@ -577,9 +579,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             [c]
         );
-        // Another wheel size: rebuilt from the entries.
+        // A shorter wheel asked for: the longer one is kept.
         drop(s);
         let s = Store::open(dir.path(), 7).unwrap();
+        assert_eq!(s.slots, 10);
+        drop(s);
+        // A longer one: rebuilt from the entries.
+        let s = Store::open(dir.path(), 17).unwrap();
+        assert_eq!(s.slots, 17);
         assert_eq!(
             s.chain(1)
                 .unwrap()
