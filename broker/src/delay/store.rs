@@ -504,7 +504,10 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, u64
     let mut header = [0u8; WHEEL_HEADER];
     let existing = (file.read_exact_at(&mut header, 0).is_ok() && &header[..8] == WHEEL_MAGIC)
         .then(|| u64::from_be_bytes(header[8..].try_into().expect("8 bytes")))
-        .filter(|n| file.metadata().is_ok_and(|m| m.len() == WHEEL_HEADER as u64 + n * 8));
+        .filter(|n| {
+            file.metadata()
+                .is_ok_and(|m| m.len() == WHEEL_HEADER as u64 + n * 8)
+        });
     let fits = !discard && existing.is_some_and(|n| n >= slots);
     let slots = if fits { existing.expect("fits") } else { slots };
     let want = WHEEL_HEADER as u64 + slots * 8;
