@@ -70,20 +70,19 @@ class Broker:
         with open(f"/proc/{self.pid}/clear_refs", "w") as f:
             f.write("5")
 
-    def rss_mb(self):
-        """Resident memory now (VmRSS)."""
+    def _status_mb(self, field):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        raise RuntimeError(f"no {field} in /proc status")
+
+    def rss_mb(self):
+        """Resident memory now."""
+        return self._status_mb("VmRSS")
 
     def peak_rss_mb(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM in /proc status")
+        return self._status_mb("VmHWM")
 
     def alive(self):
         try:

@@ -74,14 +74,20 @@ def read_topic(bootstrap, topic, partitions, expected, timeout=10):
     return cf_consume_assigned(bootstrap, topic, range(partitions), expected, timeout=timeout)
 
 
-def test_a_record_failing_three_times_then_succeeding(bootstrap):
+def group_with_records(bootstrap, n):
+    """A group's source topic holding records k0..k{n-1}, and its retry topic."""
     group = uniq("g")
     source = create_topic(bootstrap, uniq("orders"), 2)
     retry, dlq = make_retry_topic(bootstrap, group)
-    keys = {f"k{i}" for i in range(10)}
+    keys = {f"k{i}" for i in range(n)}
     assert not cf_produce(bootstrap, source, [
         {"key": k.encode(), "value": f"v-{k}".encode(), "headers": [("trace", k.encode())]}
         for k in sorted(keys)]).errors
+    return group, source, retry, dlq, keys
+
+
+def test_a_record_failing_three_times_then_succeeding(bootstrap):
+    group, source, retry, dlq, keys = group_with_records(bootstrap, 10)
     deliveries, succeeded = run_group(bootstrap, group, [source, retry],
                                       {"k3": lambda n: n <= 3},
                                       until=lambda d, s: set(s) == keys)
@@ -96,12 +102,7 @@ def test_a_record_failing_three_times_then_succeeding(bootstrap):
 
 
 def test_an_always_failing_record_ends_in_the_dlq(bootstrap):
-    group = uniq("g")
-    source = create_topic(bootstrap, uniq("orders"), 2)
-    retry, dlq = make_retry_topic(bootstrap, group)
-    keys = {f"k{i}" for i in range(6)}
-    assert not cf_produce(bootstrap, source, [
-        {"key": k.encode(), "value": f"v-{k}".encode()} for k in sorted(keys)]).errors
+    group, source, retry, dlq, keys = group_with_records(bootstrap, 6)
     deliveries, succeeded = run_group(
         bootstrap, group, [source, retry], {"k5": lambda n: True},
         until=lambda d, s: set(s) == keys - {"k5"} and len(d.get("k5", [])) >= 4, tail=2.0)

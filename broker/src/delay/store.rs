@@ -530,6 +530,10 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, u64
 mod tests {
     use super::*;
 
+    fn positions(s: &Store, second: i64) -> Vec<u64> {
+        s.chain(second).unwrap().iter().map(|h| h.pos).collect()
+    }
+
     fn entry(due_ms: i64, chain_s: i64, origin: i64, record: &[u8]) -> NewEntry<'_> {
         NewEntry {
             due_ms,
@@ -551,22 +555,8 @@ mod tests {
         let a = s.append(&entry(1_500, 1, 0, b"a")).unwrap();
         let c = s.append(&entry(1_900, 1, 2, b"cc")).unwrap();
         let b = s.append(&entry(11_200, 11, 1, b"b")).unwrap(); // same slot, next round
-        assert_eq!(
-            s.chain(1)
-                .unwrap()
-                .iter()
-                .map(|h| h.pos)
-                .collect::<Vec<_>>(),
-            [a, c]
-        );
-        assert_eq!(
-            s.chain(11)
-                .unwrap()
-                .iter()
-                .map(|h| h.pos)
-                .collect::<Vec<_>>(),
-            [b]
-        );
+        assert_eq!(positions(&s, 1), [a, c]);
+        assert_eq!(positions(&s, 11), [b]);
         assert!(s.chain(2).unwrap().is_empty());
         s.set_state(a, State::Released, 0).unwrap();
         let e = s.read(c).unwrap();
@@ -574,14 +564,7 @@ mod tests {
         assert_eq!((e.head.origin_offset, e.head.due_ms), (2, 1_900));
         drop(s);
         let s = Store::open(dir.path(), 10).unwrap();
-        assert_eq!(
-            s.chain(1)
-                .unwrap()
-                .iter()
-                .map(|h| h.pos)
-                .collect::<Vec<_>>(),
-            [c]
-        );
+        assert_eq!(positions(&s, 1), [c]);
         // A shorter wheel asked for: the longer one is kept.
         drop(s);
         let s = Store::open(dir.path(), 7).unwrap();
@@ -590,22 +573,8 @@ mod tests {
         // A longer one: rebuilt from the entries.
         let s = Store::open(dir.path(), 17).unwrap();
         assert_eq!(s.slots, 17);
-        assert_eq!(
-            s.chain(1)
-                .unwrap()
-                .iter()
-                .map(|h| h.pos)
-                .collect::<Vec<_>>(),
-            [c]
-        );
-        assert_eq!(
-            s.chain(11)
-                .unwrap()
-                .iter()
-                .map(|h| h.pos)
-                .collect::<Vec<_>>(),
-            [b]
-        );
+        assert_eq!(positions(&s, 1), [c]);
+        assert_eq!(positions(&s, 11), [b]);
     }
 
     #[test]

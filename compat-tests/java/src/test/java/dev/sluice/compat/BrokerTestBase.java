@@ -115,6 +115,20 @@ abstract class BrokerTestBase {
     }
 
     /** A topic name unique to this run, so suites can share one external broker. */
+    /** A record header with a UTF-8 value (the mq.* conventions). */
+    static org.apache.kafka.common.header.internals.RecordHeader header(String key, String value) {
+        return new org.apache.kafka.common.header.internals.RecordHeader(
+                key, value.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /** The last value of a header as a string, or null when absent. */
+    static String headerValue(org.apache.kafka.common.header.Headers headers, String key) {
+        org.apache.kafka.common.header.Header h = headers.lastHeader(key);
+        return h == null || h.value() == null
+                ? null
+                : new String(h.value(), java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     static String uniqueName(String prefix) {
         return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
     }

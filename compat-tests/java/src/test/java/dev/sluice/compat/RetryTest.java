@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -37,7 +36,6 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.Headers;
-import org.apache.kafka.common.header.internals.RecordHeader;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -65,16 +63,6 @@ class RetryTest extends BrokerTestBase {
     @BeforeEach
     void onlySluice() {
         assumeSluice("retry and dead-letter topics are a Sluice extension");
-    }
-
-    private static RecordHeader header(String key, String value) {
-        return new RecordHeader(key, value.getBytes(StandardCharsets.UTF_8));
-    }
-
-    /** The last value of a header as a string, or null when absent. */
-    private static String headerValue(Headers headers, String key) {
-        Header h = headers.lastHeader(key);
-        return h == null || h.value() == null ? null : new String(h.value(), StandardCharsets.UTF_8);
     }
 
     private static int headerCount(Headers headers, String key) {
