@@ -62,11 +62,27 @@ func headerValue(r *kgo.Record, k string) (string, bool) {
 	return vs[len(vs)-1], true
 }
 
-// batchCounter counts the batches a client wrote (produce) or read (fetch).
+// batchCounter counts the batches a client wrote (produce) or read (fetch),
+// and its fetch responses.
 type batchCounter struct {
 	mu      sync.Mutex
 	written []int // records per produced batch
 	read    []int // records per fetched batch (0: an empty batch)
+	fetches int   // fetch responses read
+}
+
+func (c *batchCounter) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 1 && err == nil { // Fetch
+		c.mu.Lock()
+		c.fetches++
+		c.mu.Unlock()
+	}
+}
+
+func (c *batchCounter) fetchCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetches
 }
 
 func (c *batchCounter) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
@@ -333,8 +349,9 @@ func TestDelayMixedBatch(t *testing.T) {
 }
 
 // TestDelayAllDelayedBatchThenImmediate: a batch of 5 records all delayed by
-// 1 s becomes an empty batch; the immediate record produced after it must be
-// read before the delayed ones, which follow when due. One of the five has
+// 1 s becomes an empty batch; a reader waiting at offset 0 steps past it once;
+// a reader started after the immediate record produced next reads that record
+// before the delayed ones, which follow when due. One of the five has
 // mq.deliver.at = send + 1 s and mq.delay.ms = 10 minutes: mq.deliver.at wins.
 func TestDelayAllDelayedBatchThenImmediate(t *testing.T) {
 	onlySluice(t, "delayed delivery is a Sluice extension")
@@ -351,6 +368,11 @@ func TestDelayAllDelayedBatchThenImmediate(t *testing.T) {
 			Value:   []byte(fmt.Sprintf("delayed %d", i)),
 			Headers: []kgo.RecordHeader{hdr(hdrDelayMS, strconv.Itoa(int(delay.Milliseconds())))}})
 	}
+	// A reader already at offset 0 while the log holds nothing but the empty
+	// batch: it must step past it once, not fetch it again and again.
+	sitter := newPartitionReader(t, topic, 0)
+	sitter.poll(200*time.Millisecond, nil)
+
 	// The last one says when by mq.deliver.at, which wins over its 10-minute mq.delay.ms.
 	sentAt := time.Now()
 	delayed[4].Headers = []kgo.RecordHeader{hdr(hdrDelayMS, "600000"),
@@ -362,6 +384,17 @@ func TestDelayAllDelayedBatchThenImmediate(t *testing.T) {
 	ackedAt := map[string]int64{}
 	for _, r := range res {
 		ackedAt[string(r.Record.Key)] = r.Record.Offset
+	}
+	f0 := sitter.batches.fetchCount()
+	sitter.poll(300*time.Millisecond, nil)
+	_, sat := sitter.batches.snapshot()
+	t.Logf("a reader at offset 0 with only the empty batch in the log: %d fetch responses in 300 ms, records per fetched batch %v",
+		sitter.batches.fetchCount()-f0, sat)
+	if len(sitter.got) != 0 {
+		t.Fatalf("read %s with only delayed records in the log", describe(sitter.got))
+	}
+	if fmt.Sprint(sat) != "[0]" {
+		t.Errorf("records per fetched batch %v with only the empty batch in the log, want [0] (read once)", sat)
 	}
 	imm, err := prod.ProduceSync(testCtx(t, 15*time.Second),
 		&kgo.Record{Partition: 0, Key: []byte("now"), Value: []byte("immediate")}).First()
@@ -386,6 +419,12 @@ func TestDelayAllDelayedBatchThenImmediate(t *testing.T) {
 	}
 	if first.at.Sub(sentAt) >= delay {
 		t.Errorf("the immediate record was read only %v after the send, when the delayed ones were due already", first.at.Sub(sentAt))
+	}
+
+	sitter.pollCount(1, 10*time.Second)
+	if a := sitter.got[0]; string(a.r.Key) != "now" || a.r.Offset != imm.Offset {
+		t.Errorf("reader at offset 0 since before the produce: first record %s at %d, want now at %d",
+			a.r.Key, a.r.Offset, imm.Offset)
 	}
 
 	rd.pollCount(6, 10*time.Second)
