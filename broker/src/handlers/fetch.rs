@@ -110,7 +110,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
             .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
             .collect();
         let read = read_all(b, &wanted, response_max_bytes, req.isolation_level);
-        let enough = read.bytes >= req.min_bytes.max(0) as usize || read.any_error;
+        let enough = read.record_bytes >= req.min_bytes.max(0) as usize || read.any_error;
         if enough
             || tokio::time::Instant::now() >= deadline
             || watchers.is_empty()
@@ -144,7 +144,29 @@ fn encode(ctx: &RequestContext, top: FetchTop, topics: Vec<FetchTopic<SendRegion
 struct ReadAll {
     partitions: Vec<FetchPartition<SendRegion>>,
     bytes: usize,
+    /// Bytes of batches that hold records: what `min_bytes` counts. A read that found
+    /// only empty batches (gaps left by delayed or filtered-out records) waits like one
+    /// that found nothing, so a client that does not step past an empty batch at the end
+    /// of a log (kafkajs) polls once per `max_wait_ms` instead of in a tight loop.
+    record_bytes: usize,
     any_error: bool,
+}
+
+/// Whether a region holds nothing but empty batches (only small regions are looked at:
+/// a run of empty batches is 61 bytes each).
+fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
+    use sluice_storage::batch::{BatchHeader, HEADER_BYTES};
+    if slice.len == 0 || slice.len % HEADER_BYTES != 0 || slice.len > 64 * HEADER_BYTES {
+        return false;
+    }
+    let mut buf = vec![0u8; slice.len];
+    if std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut buf, slice.position).is_err() {
+        return false;
+    }
+    buf.chunks(HEADER_BYTES).all(|b| {
+        BatchHeader::parse(b)
+            .is_ok_and(|h| h.records_count == 0 && h.total_bytes() == HEADER_BYTES)
+    })
 }
 
 fn read_all(
@@ -156,6 +178,7 @@ fn read_all(
     let mut out = ReadAll {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
+        record_bytes: 0,
         any_error: false,
     };
     for w in wanted {
@@ -203,6 +226,9 @@ fn read_all(
                                 Ok(fr) => {
                                     count_view_paths(b, &fr);
                                     out.bytes += fr.bytes();
+                                    if !fr.only_closing_batch() {
+                                        out.record_bytes += fr.bytes();
+                                    }
                                     records = fr.chunks;
                                     None
                                 }
@@ -214,6 +240,9 @@ fn read_all(
                         }
                         (Some(slice), _) => {
                             out.bytes += slice.len;
+                            if !only_empty_batches(&slice) {
+                                out.record_bytes += slice.len;
+                            }
                             records.push(Chunk::Region(SendRegion(slice)));
                             None
                         }

@@ -95,6 +95,12 @@ impl FilteredRead {
     pub fn bytes(&self) -> usize {
         self.whole_bytes + self.rebuilt_bytes
     }
+
+    /// Nothing matched: the read is only the empty batch that moves readers past the
+    /// filtered-out records.
+    pub fn only_closing_batch(&self) -> bool {
+        self.whole_bytes == 0 && self.rebuilt_bytes <= HEADER_BYTES
+    }
 }
 
 enum Verdict {
