@@ -156,7 +156,7 @@ struct ReadAll {
 /// a run of empty batches is 61 bytes each).
 fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
     use sluice_storage::batch::{BatchHeader, HEADER_BYTES};
-    if slice.len == 0 || slice.len % HEADER_BYTES != 0 || slice.len > 64 * HEADER_BYTES {
+    if slice.len == 0 || !slice.len.is_multiple_of(HEADER_BYTES) || slice.len > 64 * HEADER_BYTES {
         return false;
     }
     let mut buf = vec![0u8; slice.len];
@@ -164,8 +164,7 @@ fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
         return false;
     }
     buf.chunks(HEADER_BYTES).all(|b| {
-        BatchHeader::parse(b)
-            .is_ok_and(|h| h.records_count == 0 && h.total_bytes() == HEADER_BYTES)
+        BatchHeader::parse(b).is_ok_and(|h| h.records_count == 0 && h.total_bytes() == HEADER_BYTES)
     })
 }
 
