@@ -22,7 +22,7 @@
 //! round is written after every entry of the round before it (delays are shorter than
 //! the wheel).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -349,22 +349,53 @@ impl Store {
 
     /// Stores an entry and chains it to its slot; returns its position.
     pub fn append(&mut self, e: &NewEntry<'_>) -> io::Result<u64> {
-        let slot = self.slot(e.chain_s);
-        let bytes = encode(e, self.head_of(slot));
-        self.maybe_roll()?;
-        let (base, seg) = self
-            .segments
-            .iter_mut()
-            .next_back()
-            .expect("an active segment");
-        debug_assert!(!seg.sealed);
-        seg.file.write_all_at(&bytes, seg.size)?;
-        let pos = base + seg.size;
-        seg.size += bytes.len() as u64;
-        seg.max_chain_s = seg.max_chain_s.max(e.chain_s);
-        // Linked after the entry is written: a walk never meets a half-written entry.
-        self.set_head(slot, pos + 1);
-        Ok(pos)
+        Ok(self.append_all(std::slice::from_ref(e))?[0])
+    }
+
+    /// Stores entries (one write per segment they land in) and chains each to its slot;
+    /// returns their positions.
+    pub fn append_all(&mut self, entries: &[NewEntry<'_>]) -> io::Result<Vec<u64>> {
+        let mut positions = Vec::with_capacity(entries.len());
+        let mut rest = entries;
+        while !rest.is_empty() {
+            self.maybe_roll()?;
+            let (base, size) = {
+                let (base, seg) = self.segments.iter().next_back().expect("an active segment");
+                debug_assert!(!seg.sealed);
+                (*base, seg.size)
+            };
+            let mut buf = Vec::new();
+            let mut heads: HashMap<usize, u64> = HashMap::new();
+            let mut max_chain_s = -1;
+            let mut taken = 0;
+            for e in rest {
+                if taken > 0 && size + buf.len() as u64 >= SEGMENT_BYTES {
+                    break; // the rest goes to the next segment
+                }
+                let slot = self.slot(e.chain_s);
+                let prev = heads
+                    .get(&slot)
+                    .copied()
+                    .unwrap_or_else(|| self.head_of(slot));
+                let pos = base + size + buf.len() as u64;
+                buf.extend_from_slice(&encode(e, prev));
+                heads.insert(slot, pos + 1);
+                positions.push(pos);
+                max_chain_s = max_chain_s.max(e.chain_s);
+                taken += 1;
+            }
+            let seg = self.segments.get_mut(&base).expect("the active segment");
+            seg.file.write_all_at(&buf, size)?;
+            seg.size += buf.len() as u64;
+            seg.max_chain_s = seg.max_chain_s.max(max_chain_s);
+            // Linked after the entries are written: a walk never meets a half-written
+            // entry, even after a crash between the two.
+            for (slot, head) in heads {
+                self.set_head(slot, head);
+            }
+            rest = &rest[taken..];
+        }
+        Ok(positions)
     }
 
     fn maybe_roll(&mut self) -> io::Result<()> {
@@ -575,6 +606,22 @@ mod tests {
         assert_eq!(s.slots, 17);
         assert_eq!(positions(&s, 1), [c]);
         assert_eq!(positions(&s, 11), [b]);
+    }
+
+    #[test]
+    fn entries_stored_together_chain_like_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 10).unwrap();
+        let a = s.append(&entry(1_100, 1, 0, b"a")).unwrap();
+        let many = [
+            entry(1_200, 1, 1, b"b"),
+            entry(2_000, 2, 2, b"c"),
+            entry(1_300, 1, 3, b"d"),
+        ];
+        let got = s.append_all(&many).unwrap();
+        assert_eq!(positions(&s, 1), [a, got[0], got[2]]);
+        assert_eq!(positions(&s, 2), [got[1]]);
+        assert_eq!(s.read(got[2]).unwrap().record, b"d");
     }
 
     #[test]

@@ -281,19 +281,12 @@ impl DelayTimer {
         delayed: &[Delayed],
     ) -> io::Result<Vec<u64>> {
         let mut inner = self.lock();
-        let mut positions = Vec::with_capacity(delayed.len());
-        let mut staged_now = false;
-        for d in delayed {
-            let due_s = d.due_ms.div_euclid(1_000);
-            let late = due_s <= inner.staged_through_s;
-            let chain_s = if late {
-                inner.staged_through_s + 1
-            } else {
-                due_s
-            };
-            let pos = inner.store.append(&NewEntry {
+        let next_unstaged = inner.staged_through_s + 1;
+        let entries: Vec<NewEntry<'_>> = delayed
+            .iter()
+            .map(|d| NewEntry {
                 due_ms: d.due_ms,
-                chain_s,
+                chain_s: d.due_ms.div_euclid(1_000).max(next_unstaged),
                 topic_id: partition.topic_id,
                 topic: &partition.topic,
                 partition: partition.index,
@@ -301,13 +294,18 @@ impl DelayTimer {
                 timestamp: d.timestamp,
                 dead_letter: d.dead_letter,
                 record: &d.record,
-            })?;
-            if late {
-                inner.staged.insert((d.due_ms, pos), chain_s);
-                *inner.open_per_second.entry(chain_s).or_default() += 1;
+            })
+            .collect();
+        let positions = inner.store.append_all(&entries)?;
+        let mut staged_now = false;
+        for (e, pos) in entries.iter().zip(&positions) {
+            // Due in a second already staged: chained to the next one (for a restart to
+            // find it) and staged now.
+            if e.due_ms.div_euclid(1_000) < next_unstaged {
+                inner.staged.insert((e.due_ms, *pos), e.chain_s);
+                *inner.open_per_second.entry(e.chain_s).or_default() += 1;
                 staged_now = true;
             }
-            positions.push(pos);
         }
         drop(inner);
         Metrics::add(&self.metrics.delay_scheduled, delayed.len() as u64);
