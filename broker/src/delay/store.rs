@@ -117,6 +117,26 @@ struct Segment {
     sealed: bool,
 }
 
+impl Segment {
+    /// A new, empty active segment starting at position `base`.
+    fn create(dir: &Path, base: u64) -> io::Result<Segment> {
+        let path = dir.join(segment_name(base, None));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(Segment {
+            path,
+            file,
+            size: 0,
+            max_chain_s: -1,
+            sealed: false,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
@@ -262,23 +282,7 @@ impl Store {
             seg.max_chain_s = max;
         }
         if segments.is_empty() {
-            let path = dir.join(segment_name(0, None));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            segments.insert(
-                0,
-                Segment {
-                    path,
-                    file,
-                    size: 0,
-                    max_chain_s: -1,
-                    sealed: false,
-                },
-            );
+            segments.insert(0, Segment::create(dir, 0)?);
         }
         // A cut entry may have been linked: its chain would end there, so chain again.
         let (wheel, slots, fresh) = open_wheel(dir, slots, torn)?;
@@ -408,23 +412,8 @@ impl Store {
         seg.path = sealed;
         seg.sealed = true;
         let next = base + seg.size;
-        let path = self.dir.join(segment_name(next, None));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        self.segments.insert(
-            next,
-            Segment {
-                path,
-                file,
-                size: 0,
-                max_chain_s: -1,
-                sealed: false,
-            },
-        );
+        self.segments
+            .insert(next, Segment::create(&self.dir, next)?);
         Ok(())
     }
 

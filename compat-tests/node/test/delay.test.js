@@ -73,9 +73,9 @@ async function endOffset(admin, topic) {
   return Number(offs.find(o => o.partition === 0).high)
 }
 
-h.test('a batch of 20 with the odd records delayed: gaps first, then the copies at new offsets', { skip }, async () => {
-  const n = 20
-  const delay = 1500
+/** A client, an admin and a producer around `fn`, with a fresh topic; readers `fn` pushes
+ * to `readers` are disconnected after it. */
+async function withClients(label, fn) {
   const k = h.kafka()
   const admin = k.admin()
   await admin.connect()
@@ -83,7 +83,19 @@ h.test('a batch of 20 with the odd records delayed: gaps first, then the copies 
   await producer.connect()
   const readers = []
   try {
-    const topic = await h.createTopic(admin, { label: 'delay-mixed' })
+    const topic = await h.createTopic(admin, { label })
+    await fn({ k, admin, producer, topic, readers })
+  } finally {
+    for (const r of readers) await r.consumer.disconnect()
+    await producer.disconnect()
+    await admin.disconnect()
+  }
+}
+
+h.test('a batch of 20 with the odd records delayed: gaps first, then the copies at new offsets', { skip }, async () => {
+  const n = 20
+  const delay = 1500
+  await withClients('delay-mixed', async ({ k, admin, producer, topic, readers }) => {
     const rd = await startReader(k, topic)
     readers.push(rd)
 
@@ -167,23 +179,12 @@ h.test('a batch of 20 with the odd records delayed: gaps first, then the copies 
     assert.equal(new Set(keys).size, n, `fresh reader: 20 distinct keys ${describe(rd2.got)}`)
     assert.equal(rd2.got.length, n, `fresh reader: each once ${describe(rd2.got)}`)
     console.log(`delay: fresh reader (joined in ${rd2.joinMs} ms) eachBatch batches ${rd2.batches.join(' ')}`)
-  } finally {
-    for (const r of readers) await r.consumer.disconnect()
-    await producer.disconnect()
-    await admin.disconnect()
-  }
+  })
 })
 
 h.test('an all-delayed (empty) batch, then an immediate record: read the immediate one first', { skip }, async () => {
   const delay = 1000
-  const k = h.kafka()
-  const admin = k.admin()
-  await admin.connect()
-  const producer = k.producer(h.producerOpts())
-  await producer.connect()
-  const readers = []
-  try {
-    const topic = await h.createTopic(admin, { label: 'delay-empty' })
+  await withClients('delay-empty', async ({ k, admin, producer, topic, readers }) => {
     const rd = await startReader(k, topic)
     readers.push(rd)
 
@@ -249,22 +250,11 @@ h.test('an all-delayed (empty) batch, then an immediate record: read the immedia
     await h.sleep(300)
     assert.deepEqual(rd2.got.map(x => Number(x.m.offset)), [5, 6, 7, 8, 9, 10], `fresh reader ${describe(rd2.got)}`)
     console.log(`delay: fresh reader eachBatch batches ${rd2.batches.join(' ')}`)
-  } finally {
-    for (const r of readers) await r.consumer.disconnect()
-    await producer.disconnect()
-    await admin.disconnect()
-  }
+  })
 })
 
 h.test('a bad delay value fails the whole batch with INVALID_RECORD and stores nothing', { skip }, async () => {
-  const k = h.kafka()
-  const admin = k.admin()
-  await admin.connect()
-  const producer = k.producer(h.producerOpts())
-  await producer.connect()
-  const readers = []
-  try {
-    const topic = await h.createTopic(admin, { label: 'delay-bad' })
+  await withClients('delay-bad', async ({ k, admin, producer, topic, readers }) => {
     await producer.send({ topic, messages: [{ value: 'before', partition: 0 }] })
     for (const [hk, hv] of [[DELAY_MS, 'abc'], [DELAY_MS, '-1'], [DELIVER_AT, 'soon']]) {
       const what = `${hk}=${hv}`
@@ -288,9 +278,5 @@ h.test('a bad delay value fails the whole batch with INVALID_RECORD and stores n
     await h.waitFor('2 records', 10000, () => rd.got.length >= 2, () => describe(rd.got))
     await h.sleep(300)
     assert.deepEqual(rd.got.map(x => `${x.m.offset}:${x.m.value}`), ['0:before', '1:after'])
-  } finally {
-    for (const r of readers) await r.consumer.disconnect()
-    await producer.disconnect()
-    await admin.disconnect()
-  }
+  })
 })
