@@ -331,6 +331,9 @@ impl DelayTimer {
         {
             let mut inner = self.lock();
             inner.stage(now_ms)?;
+            // A record held back for a retry can be staged a second time by the walk of
+            // its chain second: take each position once.
+            let mut taken = std::collections::HashSet::new();
             while due.len() < MAX_RELEASE_PER_TICK {
                 let Some(entry) = inner.staged.first_entry() else {
                     break;
@@ -339,6 +342,10 @@ impl DelayTimer {
                     break;
                 }
                 let ((_, pos), second) = entry.remove_entry();
+                if !taken.insert(pos) {
+                    inner.finish(second);
+                    continue;
+                }
                 match inner.store.read(pos) {
                     Ok(e) => due.push((e, second)),
                     Err(e) => {
@@ -450,7 +457,10 @@ impl DelayTimer {
             let already =
                 h.state == State::Releasing && last.is_some_and(|l| at_or_below(h.release_seq, l));
             let parsed = parse_one(&e.record).is_some();
-            if never_acked || !parsed {
+            if !h.state.is_live() {
+                // Released or dropped while a second copy of it was staged.
+                out.push((e, second, Outcome::Done));
+            } else if never_acked || !parsed {
                 if !parsed {
                     tracing::error!(pos = h.pos, "a delayed record does not parse: dropped");
                 }
@@ -559,6 +569,15 @@ mod recovery_tests {
     const NOW: i64 = 1_000_000;
 
     fn replicas(dir: &Path) -> (ReplicaManager, Arc<Partition>) {
+        let image = image_with(&["t"]);
+        let r = ReplicaManager::new(dir, 1, Default::default());
+        r.sync(&image).unwrap();
+        let p = r.get("t", 0).expect("hosted");
+        (r, p)
+    }
+
+    /// A one-broker image with these one-partition topics (ids 1, 2, ...).
+    fn image_with(topics: &[&str]) -> MetadataImage {
         let mut image = MetadataImage::default();
         image.apply(&MetadataCommand::RegisterBroker {
             node_id: 1,
@@ -566,17 +585,16 @@ mod recovery_tests {
             port: 1,
             rack: None,
         });
-        image.apply(&MetadataCommand::CreateTopic {
-            name: "t".into(),
-            id: Uuid::from_u128(1),
-            partitions: 1,
-            replication_factor: 1,
-            configs: Default::default(),
-        });
-        let r = ReplicaManager::new(dir, 1, Default::default());
-        r.sync(&image).unwrap();
-        let p = r.get("t", 0).expect("hosted");
-        (r, p)
+        for (i, name) in topics.iter().enumerate() {
+            image.apply(&MetadataCommand::CreateTopic {
+                name: (*name).into(),
+                id: Uuid::from_u128(i as u128 + 1),
+                partitions: 1,
+                replication_factor: 1,
+                configs: Default::default(),
+            });
+        }
+        image
     }
 
     fn delayed(n: usize, due_ms: i64) -> Vec<Delayed> {
@@ -744,6 +762,36 @@ mod recovery_tests {
         assert_eq!(got.len(), 6);
         assert_eq!(got[4].0, "v0");
         assert_eq!(got[5].0, "v1");
+    }
+
+    #[test]
+    fn a_dead_letter_held_for_its_missing_topic_is_released_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = ReplicaManager::new(dir.path(), 1, Default::default());
+        r.sync(&image_with(&["g.retry"])).unwrap();
+        let retry_part = r.get("g.retry", 0).unwrap();
+        let timer = open(&dir.path().join("d"), HashMap::new());
+        tick(&timer, &r, NOW); // stages a second ahead: what is due now comes in late
+        let mut d = delayed(1, NOW);
+        d[0].dead_letter = true;
+        let mut log = retry_part.lock();
+        let mut produced = BatchBuilder::new(5, (-1, -1, -1));
+        produced.push(5, None, None, []);
+        let gap = sluice_storage::batch::empty_batch(0, 0, 0, 5);
+        log.append_as_leader_with(&produced.finish(), Some(&gap), 0, NOW, |bases| {
+            timer.schedule(&retry_part, bases, &d).map(|_| ())
+        })
+        .unwrap();
+        drop(log);
+        tick(&timer, &r, NOW + 5); // g.dlq is missing: held back
+        r.sync(&image_with(&["g.retry", "g.dlq"])).unwrap();
+        // Its chain second is walked (a second copy staged) as the held one comes due.
+        tick(&timer, &r, NOW + 1_010);
+        tick(&timer, &r, NOW + 1_100);
+        tick(&timer, &r, NOW + 4_000);
+        let dlq = r.get("g.dlq", 0).unwrap();
+        assert_eq!(released(&dlq).len(), 1, "released once");
+        assert_eq!(timer.staged(), 0);
     }
 
     #[test]
