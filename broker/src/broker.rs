@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::delay::timer::{Checkpoint, DelayTimer};
+use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::partitions::ReplicaManager;
@@ -32,6 +33,8 @@ pub struct Broker {
     /// (`queued.max.request.bytes`).
     pub request_memory: Arc<tokio::sync::Semaphore>,
     pub request_memory_bytes: usize,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +115,18 @@ impl Broker {
         let request_memory_bytes = config
             .int("queued.max.request.bytes")
             .clamp(1 << 20, u32::MAX as i64) as usize;
+        let fetch_sessions = FetchSessions::new(
+            config
+                .int("max.incremental.fetch.session.cache.slots")
+                .max(0) as usize,
+            Duration::from_millis(
+                config
+                    .int("min.incremental.fetch.session.eviction.ms")
+                    .max(0) as u64,
+            ),
+        );
         let broker = Arc::new(Broker {
+            fetch_sessions,
             request_memory: Arc::new(tokio::sync::Semaphore::new(request_memory_bytes)),
             request_memory_bytes,
             producer_ids,

@@ -54,6 +54,10 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     // Sluice: bytes copied through user space for one Fetch response (sendfile regions
     // are not counted: they are not held in memory).
     ("fetch.max.bytes", "57671680"),
+    // KIP-227 incremental fetch sessions kept at once, and how long one must be idle
+    // before any new session may take its place.
+    ("max.incremental.fetch.session.cache.slots", "1000"),
+    ("min.incremental.fetch.session.eviction.ms", "120000"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.scheduler.interval.ms", "1000"),
     // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.

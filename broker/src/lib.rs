@@ -18,6 +18,7 @@ pub mod connection;
 pub mod delay;
 pub mod dispatch;
 pub mod error_code;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod metrics;

@@ -1,12 +1,12 @@
 //! Fetch: reads file regions from the hosted logs and long-polls until `min_bytes` are
 //! available or `max_wait_ms` passes, woken by high-watermark changes (never by a
-//! polling loop). Fetch sessions (KIP-227) are refused the way Kafka refuses them when
-//! its session cache is full: the answer carries session id 0, and the client goes on
-//! with full fetch requests.
+//! polling loop). A request in an incremental fetch session (KIP-227, `fetch_session`)
+//! reads the session's partitions and is answered with those that changed.
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError as E;
@@ -14,15 +14,18 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use sluice_wire::fetch::{encode_fetch_response, Chunk, FetchPartition, FetchTop, FetchTopic};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::{Reply, RequestContext, SendRegion};
 use crate::error_code;
+use crate::fetch_session::{Requested, Sent};
 use crate::metrics::Metrics;
 use crate::partitions::Partition;
 use crate::view::read::{read_view, FilteredRead};
 use crate::view::View;
+use sluice_raft::TopicMeta;
 
 pub const VERSIONS: RangeInclusive<i16> = 4..=16;
 
@@ -30,7 +33,9 @@ const READ_COMMITTED: i8 = 1;
 
 /// One requested partition, resolved.
 struct Wanted {
-    topic_index: usize,
+    /// The topic as the response names it.
+    topic: TopicName,
+    topic_id: Uuid,
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: i32,
@@ -48,76 +53,43 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
         error_code: 0,
         session_id: 0,
     };
-    if req.session_id != 0 {
-        // We never hand out sessions, so any id the client names is unknown to us.
-        let top = FetchTop {
-            error_code: E::FetchSessionIdNotFound.code(),
-            ..top
-        };
-        return encode(ctx, top, Vec::new());
-    }
-    let image = b.image();
-    let mut topics: Vec<FetchTopic<SendRegion>> = Vec::new();
-    let mut wanted = Vec::new();
-    for t in &req.topics {
-        let meta = if ctx.version >= 13 {
-            image.topic_by_id(&t.topic_id)
-        } else {
-            image.topic(t.topic.0.as_str())
-        };
-        let name = meta
-            .map(|m| TopicName(str_bytes(m.name.clone())))
-            .unwrap_or_else(|| t.topic.clone());
-        let unknown = if ctx.version >= 13 {
-            E::UnknownTopicId
-        } else {
-            E::UnknownTopicOrPartition
-        };
-        let topic_index = topics.len();
-        topics.push(FetchTopic {
-            name: name.clone(),
-            topic_id: t.topic_id,
-            partitions: Vec::new(),
-        });
-        for p in &t.partitions {
-            let target = meta.and_then(|m| b.replicas.get_for_read(&m.name, p.partition));
-            let error = if target.is_none() {
-                Some(unknown)
-            } else {
-                None
+    let plan = match b.fetch_sessions.begin(&req, ctx.version, Instant::now()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let top = FetchTop {
+                error_code: e.code(),
+                ..top
             };
-            wanted.push(Wanted {
-                topic_index,
-                partition: p.partition,
-                fetch_offset: p.fetch_offset,
-                partition_max_bytes: p.partition_max_bytes,
-                current_leader_epoch: p.current_leader_epoch,
-                part: target.as_ref().map(|t| t.partition.clone()),
-                view: target.and_then(|t| t.view),
-                error,
-            });
+            return encode(ctx, top, Vec::new());
         }
-    }
+    };
+    let wanted = resolve(b, ctx.version, &plan.partitions);
     let response_max_bytes =
         (req.max_bytes.max(0) as usize).min(b.config.int("fetch.max.bytes") as usize);
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = b.shutdown.clone();
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut watchers: Option<Vec<watch::Receiver<i64>>> = None;
     let read = loop {
-        // Subscribe before reading, so an append that lands in between still wakes us.
-        let mut watchers: Vec<watch::Receiver<i64>> = wanted
-            .iter()
-            .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
-            .collect();
         let read = read_all(b, &wanted, response_max_bytes, req.isolation_level);
-        let enough = read.record_bytes >= req.min_bytes.max(0) as usize || read.any_error;
-        if enough
-            || tokio::time::Instant::now() >= deadline
-            || watchers.is_empty()
-            || *shutdown.borrow()
-        {
+        let enough = read.record_bytes >= min_bytes || read.any_error;
+        if enough || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             break read;
         }
+        let Some(watchers) = watchers.as_mut() else {
+            // About to wait: subscribe, then read once more, so that an append landing
+            // between the read above and the subscription still counts.
+            let subscribed: Vec<_> = wanted
+                .iter()
+                .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
+                .collect();
+            if subscribed.is_empty() {
+                break read;
+            }
+            watchers = Some(subscribed);
+            continue;
+        };
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = changed => {}
@@ -125,10 +97,83 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
             _ = shutdown.changed() => {}
         }
     };
-    for (w, p) in wanted.iter().zip(read.partitions) {
-        topics[w.topic_index].partitions.push(p);
+    let sent: Vec<Sent> = read
+        .partitions
+        .iter()
+        .map(|p| Sent {
+            high_watermark: p.data.high_watermark,
+            last_stable_offset: p.data.last_stable_offset,
+            log_start_offset: p.data.log_start_offset,
+            error_code: p.data.error_code,
+            has_records: !p.records.is_empty(),
+        })
+        .collect();
+    let (session_id, include) = b.fetch_sessions.finish(plan, &sent, Instant::now());
+    // Grouped by topic, in the order topics first appear (a session's order, after its
+    // rotation, may interleave them).
+    let mut topics: Vec<FetchTopic<SendRegion>> = Vec::new();
+    let mut topic_index: HashMap<(Uuid, TopicName), usize> = HashMap::new();
+    for ((w, p), included) in wanted.into_iter().zip(read.partitions).zip(include) {
+        if !included {
+            continue;
+        }
+        let i = *topic_index
+            .entry((w.topic_id, w.topic.clone()))
+            .or_insert_with(|| {
+                topics.push(FetchTopic {
+                    name: w.topic,
+                    topic_id: w.topic_id,
+                    partitions: Vec::new(),
+                });
+                topics.len() - 1
+            });
+        topics[i].partitions.push(p);
     }
-    encode(ctx, top, topics)
+    encode(ctx, FetchTop { session_id, ..top }, topics)
+}
+
+/// Finds each requested partition's log (a view's: its source's), naming the topic as
+/// the response will.
+fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
+    let image = b.image();
+    let unknown = if version >= 13 {
+        E::UnknownTopicId
+    } else {
+        E::UnknownTopicOrPartition
+    };
+    // Partitions of a topic come together: look each topic up once per run.
+    let mut last: Option<(&Requested, Option<&TopicMeta>, TopicName)> = None;
+    let mut out = Vec::with_capacity(requested.len());
+    for r in requested {
+        let same = last
+            .as_ref()
+            .is_some_and(|(l, _, _)| l.topic_id == r.topic_id && l.topic == r.topic);
+        if !same {
+            let meta = if version >= 13 {
+                image.topic_by_id(&r.topic_id)
+            } else {
+                image.topic(r.topic.0.as_str())
+            };
+            let name = meta
+                .map(|m| TopicName(str_bytes(m.name.clone())))
+                .unwrap_or_else(|| r.topic.clone());
+            last = Some((r, meta, name));
+        }
+        let (_, meta, name) = last.as_ref().expect("set above");
+        let target = meta.and_then(|m| b.replicas.get_for_read(&m.name, r.partition));
+        out.push(Wanted {
+            topic: name.clone(),
+            topic_id: r.topic_id,
+            partition: r.partition,
+            fetch_offset: r.fetch_offset,
+            partition_max_bytes: r.partition_max_bytes,
+            current_leader_epoch: r.current_leader_epoch,
+            error: target.is_none().then_some(unknown),
+            part: target.as_ref().map(|t| t.partition.clone()),
+            view: target.and_then(|t| t.view),
+        });
+    }
+    out
 }
 
 fn encode(ctx: &RequestContext, top: FetchTop, topics: Vec<FetchTopic<SendRegion>>) -> Reply {
@@ -168,12 +213,22 @@ fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
     })
 }
 
+/// After this many partitions in a row have had records but none that fit what is left
+/// of the response, the response counts as full: the partitions after them are not read
+/// (their offsets are still reported). Each such read costs an index lookup and a read
+/// of a batch header, and a consumer of thousands of partitions would otherwise pay that
+/// for every partition in every response once the first few have filled it. A session
+/// puts the partitions not read first in its next request.
+const MISSES_BEFORE_FULL: usize = 8;
+
 fn read_all(
     b: &Broker,
     wanted: &[Wanted],
     response_max_bytes: usize,
     isolation_level: i8,
 ) -> ReadAll {
+    // Partitions in a row whose first batch did not fit what is left of the response.
+    let mut misses = 0;
     let mut out = ReadAll {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
@@ -198,8 +253,12 @@ fn read_all(
             if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
                 return Some(e);
             }
-            let budget = (w.partition_max_bytes.max(0) as usize)
-                .min(response_max_bytes.saturating_sub(out.bytes));
+            let budget = if misses >= MISSES_BEFORE_FULL {
+                0
+            } else {
+                (w.partition_max_bytes.max(0) as usize)
+                    .min(response_max_bytes.saturating_sub(out.bytes))
+            };
             // KIP-74: the first partition with data returns at least one whole batch.
             let min_one = out.bytes == 0;
             let read = {
@@ -213,6 +272,11 @@ fn read_all(
             };
             match read {
                 Ok(r) => {
+                    if r.slice.is_some() {
+                        misses = 0;
+                    } else if budget > 0 && w.fetch_offset < r.high_watermark {
+                        misses += 1;
+                    }
                     data.high_watermark = r.high_watermark;
                     data.last_stable_offset = r.high_watermark;
                     data.log_start_offset = r.log_start_offset;

@@ -75,6 +75,12 @@ func runFetch(args []string) (any, error) {
 		res   fetchResult
 		out   []byte
 		start = time.Now()
+		// A fetch session (KIP-227), as the Java consumer and franz-go keep one: the
+		// first request names every partition; later ones name only the partitions
+		// whose offset moved, and forget those read to their end. inSession is the
+		// offset the session holds for each partition.
+		session   fetchSession
+		inSession = map[string]map[int32]int64{}
 	)
 	for corr := int32(1); ; corr++ {
 		req := kmsg.NewPtrFetchRequest()
@@ -82,14 +88,33 @@ func runFetch(args []string) (any, error) {
 		req.MaxWaitMillis = 500
 		req.MinBytes = 1
 		req.MaxBytes = int32(*maxBytes)
-		req.SessionEpoch = -1 // no fetch session: every request names its partitions
+		req.SessionID = session.id
+		req.SessionEpoch = session.epoch
+		if session.epoch == 0 {
+			inSession = map[string]map[int32]int64{}
+		}
+		remaining := 0
 		for t, parts := range next {
 			rt := kmsg.NewFetchRequestTopic()
 			rt.Topic = t
+			var forget []int32
 			for p, off := range parts {
+				held, ok := inSession[t][p]
 				if off >= end[t][p] {
+					if ok {
+						forget = append(forget, p)
+						delete(inSession[t], p)
+					}
 					continue
 				}
+				remaining++
+				if ok && held == off {
+					continue
+				}
+				if inSession[t] == nil {
+					inSession[t] = map[int32]int64{}
+				}
+				inSession[t][p] = off
 				rp := kmsg.NewFetchRequestTopicPartition()
 				rp.Partition = p
 				rp.FetchOffset = off
@@ -101,8 +126,14 @@ func runFetch(args []string) (any, error) {
 			if len(rt.Partitions) > 0 {
 				req.Topics = append(req.Topics, rt)
 			}
+			if len(forget) > 0 && session.epoch > 0 {
+				ft := kmsg.NewFetchRequestForgottenTopic()
+				ft.Topic = t
+				ft.Partitions = forget
+				req.ForgottenTopics = append(req.ForgottenTopics, ft)
+			}
 		}
-		if len(req.Topics) == 0 {
+		if remaining == 0 {
 			break
 		}
 		out = formatter.AppendRequest(out[:0], req, corr)
@@ -112,7 +143,7 @@ func runFetch(args []string) (any, error) {
 		// The response is read as a stream through the 1 MiB bufio buffer, as the
 		// ceiling's receiver reads: holding a whole multi-megabyte response would add
 		// a copy through memory that the broker is not responsible for.
-		if err := readFetchResponse(&countingReader{r: rd}, corr, next, &res); err != nil {
+		if err := readFetchResponse(&countingReader{r: rd}, corr, next, &res, &session); err != nil {
 			return nil, err
 		}
 		res.Requests++
@@ -121,6 +152,31 @@ func runFetch(args []string) (any, error) {
 	res.MBPerS = rate(float64(res.Bytes)/mib, res.Seconds)
 	res.RecordsPerS = rate(float64(res.Records), res.Seconds)
 	return res, nil
+}
+
+// fetchSession is the client's side of a KIP-227 fetch session: id 0 and epoch 0 ask
+// for one; a broker that gives none (id 0) is sent full requests.
+type fetchSession struct {
+	id    int32
+	epoch int32
+}
+
+// answered moves the session on after a response with this top-level error and id.
+func (s *fetchSession) answered(code int16, id int32) error {
+	switch {
+	case code == kerr.FetchSessionIDNotFound.Code || code == kerr.InvalidFetchSessionEpoch.Code:
+		*s = fetchSession{} // start over with a full request, as clients do
+	case code != 0:
+		return fmt.Errorf("fetch: %v", kerr.ErrorForCode(code))
+	case s.epoch == 0:
+		s.id = id
+		if id != 0 {
+			s.epoch = 1
+		}
+	default:
+		s.epoch++
+	}
+	return nil
 }
 
 // countingReader reads a Fetch response (v12, flexible) field by field and keeps
@@ -186,7 +242,7 @@ func (c *countingReader) tags() {
 // readFetchResponse reads one response: per partition the error code and the record
 // set, of which only the 61-byte v2 batch headers are kept (to find the next offset);
 // the rest is discarded as it arrives. A trailing partial batch is not counted.
-func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]int64, res *fetchResult) error {
+func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]int64, res *fetchResult, session *fetchSession) error {
 	var size [4]byte
 	if _, err := io.ReadFull(c.r, size[:]); err != nil {
 		return fmt.Errorf("reading response size: %w", err)
@@ -197,10 +253,11 @@ func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]
 	}
 	c.tags() // response header
 	c.i32()  // throttle time
-	if code := c.i16(); code != 0 && c.err == nil {
-		return fmt.Errorf("fetch: %v", kerr.ErrorForCode(code))
+	code := c.i16()
+	id := c.i32()
+	if err := session.answered(code, id); err != nil && c.err == nil {
+		return err
 	}
-	c.i32() // session id
 	for topics := c.uvarint() - 1; topics > 0 && c.err == nil; topics-- {
 		topic := string(c.bytes(c.uvarint() - 1))
 		for parts := c.uvarint() - 1; parts > 0 && c.err == nil; parts-- {
