@@ -440,7 +440,7 @@ mod tests {
         );
         assert_eq!(rid, id);
         assert_eq!(include, vec![false, true, true]);
-        // Answered partitions moved to the end, in order.
+        // a1 and b0 were answered and move to the end; a0 was not, so it stays first.
         let plan = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
         assert_eq!(
             offsets(&plan),

@@ -42,6 +42,8 @@ func runFetch(args []string) (any, error) {
 	partitionMax := fs.Int("partition-max-bytes", mib, "max.partition.fetch.bytes (Java consumer default 1 MiB)")
 	maxBytes := fs.Int("max-bytes", 50*mib, "fetch.max.bytes (Java consumer default 50 MiB)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	useSession := fs.Bool("session", false, "keep a KIP-227 fetch session (off: full requests, which "+
+		"both brokers serve alike; Kafka 4.4 takes minutes to open one session of 10,000 partitions)")
 	fs.Parse(args)
 
 	topics, err := tf.names()
@@ -75,13 +77,16 @@ func runFetch(args []string) (any, error) {
 		res   fetchResult
 		out   []byte
 		start = time.Now()
-		// A fetch session (KIP-227), as the Java consumer and franz-go keep one: the
-		// first request names every partition; later ones name only the partitions
-		// whose offset moved, and forget those read to their end. inSession is the
-		// offset the session holds for each partition.
-		session   fetchSession
+		// With --session, a fetch session (KIP-227), as the Java consumer and franz-go
+		// keep one: the first request names every partition; later ones name only the
+		// partitions whose offset moved, and forget those read to their end.
+		// inSession is the offset the session holds for each partition.
+		session   = fetchSession{epoch: -1}
 		inSession = map[string]map[int32]int64{}
 	)
+	if *useSession {
+		session.epoch = 0
+	}
 	for corr := int32(1); ; corr++ {
 		req := kmsg.NewPtrFetchRequest()
 		req.Version = fetchVersion
@@ -90,7 +95,7 @@ func runFetch(args []string) (any, error) {
 		req.MaxBytes = int32(*maxBytes)
 		req.SessionID = session.id
 		req.SessionEpoch = session.epoch
-		if session.epoch == 0 {
+		if session.epoch <= 0 {
 			inSession = map[string]map[int32]int64{}
 		}
 		remaining := 0
@@ -155,7 +160,8 @@ func runFetch(args []string) (any, error) {
 }
 
 // fetchSession is the client's side of a KIP-227 fetch session: id 0 and epoch 0 ask
-// for one; a broker that gives none (id 0) is sent full requests.
+// for one; a broker that gives none (id 0) is sent full requests. Epoch -1 is a
+// reader without sessions: every request is full.
 type fetchSession struct {
 	id    int32
 	epoch int32
@@ -164,10 +170,12 @@ type fetchSession struct {
 // answered moves the session on after a response with this top-level error and id.
 func (s *fetchSession) answered(code int16, id int32) error {
 	switch {
-	case code == kerr.FetchSessionIDNotFound.Code || code == kerr.InvalidFetchSessionEpoch.Code:
+	case code != 0 && s.epoch >= 0 &&
+		(code == kerr.FetchSessionIDNotFound.Code || code == kerr.InvalidFetchSessionEpoch.Code):
 		*s = fetchSession{} // start over with a full request, as clients do
 	case code != 0:
 		return fmt.Errorf("fetch: %v", kerr.ErrorForCode(code))
+	case s.epoch < 0: // no session: every request is full
 	case s.epoch == 0:
 		s.id = id
 		if id != 0 {
