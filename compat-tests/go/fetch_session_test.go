@@ -228,14 +228,26 @@ func TestFetchSessionTopicIDsMustMatch(t *testing.T) {
 }
 
 // TestFetchSessionConsumerManyPartitions: franz-go's consumer keeps one session over
-// 200 partitions (most fetches are incremental) and gets every record exactly once.
+// 200 partitions (most fetches are incremental) and gets every record exactly once;
+// also with 4 KiB responses, where each response fills after a few partitions and the
+// broker stops reading the rest, so the partitions behind must still get their turn.
 func TestFetchSessionConsumerManyPartitions(t *testing.T) {
-	adm, _ := newAdmin(t)
-	topic := createTopic(t, adm, 200, nil)
-	prod := newClient(t)
-	p := produceRecords(t, prod, topic, 0, 2000, 100)
-	recs := consumeAll(t, topic, 2000, 60*time.Second)
-	verifyRoundTrip(t, p, recs, 100, -1, true)
+	for _, tc := range []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"default-limits", nil},
+		{"4KiB-responses", []kgo.Opt{kgo.FetchMaxBytes(4096)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			adm, _ := newAdmin(t)
+			topic := createTopic(t, adm, 200, nil)
+			prod := newClient(t)
+			p := produceRecords(t, prod, topic, 0, 2000, 100)
+			recs := consumeAll(t, topic, 2000, 60*time.Second, tc.opts...)
+			verifyRoundTrip(t, p, recs, 100, -1, true)
+		})
+	}
 }
 
 func equalAnswers(a, b map[int32][2]int64) bool {

@@ -214,7 +214,7 @@ fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
 }
 
 /// After this many partitions in a row have had records but none that fit what is left
-/// of the response, the response counts as full: the partitions after them are not read
+/// of the response (less than their own limit), the response counts as full: the partitions after them are not read
 /// (their offsets are still reported). Each such read costs an index lookup and a read
 /// of a batch header, and a consumer of thousands of partitions would otherwise pay that
 /// for every partition in every response once the first few have filled it. A session
@@ -253,11 +253,12 @@ fn read_all(
             if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
                 return Some(e);
             }
+            let response_left = response_max_bytes.saturating_sub(out.bytes);
+            let partition_max = w.partition_max_bytes.max(0) as usize;
             let budget = if misses >= MISSES_BEFORE_FULL {
                 0
             } else {
-                (w.partition_max_bytes.max(0) as usize)
-                    .min(response_max_bytes.saturating_sub(out.bytes))
+                partition_max.min(response_left)
             };
             // KIP-74: the first partition with data returns at least one whole batch.
             let min_one = out.bytes == 0;
@@ -274,7 +275,12 @@ fn read_all(
                 Ok(r) => {
                     if r.slice.is_some() {
                         misses = 0;
-                    } else if budget > 0 && w.fetch_offset < r.high_watermark {
+                    } else if budget > 0
+                        && response_left < partition_max
+                        && w.fetch_offset < r.high_watermark
+                    {
+                        // Records that did not fit what is left of the response (not
+                        // a batch larger than the partition's own limit).
                         misses += 1;
                     }
                     data.high_watermark = r.high_watermark;
