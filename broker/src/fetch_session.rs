@@ -196,13 +196,20 @@ impl FetchSessions {
         if session.uses_topic_ids != uses_topic_ids {
             return Err(E::FetchSessionTopicIdError);
         }
-        let mut index: HashMap<PartitionKey, usize> = session
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.requested.key(), i))
-            .collect();
-        for r in requested(req) {
+        // Most incremental requests of a large session name few partitions or none:
+        // the index over the session is built only when one is named.
+        let named = requested(req);
+        let mut index: HashMap<PartitionKey, usize> = if named.is_empty() {
+            HashMap::new()
+        } else {
+            session
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.requested.key(), i))
+                .collect()
+        };
+        for r in named {
             match index.get(&r.key()) {
                 Some(&i) => session.partitions[i].requested = r,
                 None => {
