@@ -214,11 +214,12 @@ fn only_empty_batches(slice: &sluice_storage::FileSlice) -> bool {
 }
 
 /// After this many partitions in a row have had records but none that fit what is left
-/// of the response (less than their own limit), the response counts as full: the partitions after them are not read
-/// (their offsets are still reported). Each such read costs an index lookup and a read
-/// of a batch header, and a consumer of thousands of partitions would otherwise pay that
-/// for every partition in every response once the first few have filled it. A session
-/// puts the partitions not read first in its next request.
+/// of the response (less than their own limit), the response counts as full: the
+/// partitions after them are not read (their offsets are still reported). Each such
+/// read costs an index lookup and a read of a batch header, and a consumer of thousands
+/// of partitions would otherwise pay that for every partition in every response once
+/// the first few have filled it. A session puts the partitions not read first in its
+/// next request.
 const MISSES_BEFORE_FULL: usize = 8;
 
 fn read_all(
