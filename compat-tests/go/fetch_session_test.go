@@ -7,7 +7,8 @@ package compat
 // own consumer uses sessions too; every consume test here exercises them that way.
 
 import (
-	"sort"
+	"encoding/binary"
+	"maps"
 	"testing"
 	"time"
 
@@ -101,24 +102,14 @@ func answered(t *testing.T, resp *kmsg.FetchResponse) map[int32][2]int64 {
 func countRecords(set []byte) int {
 	n := 0
 	for len(set) >= 61 {
-		length := int(int32(uint32(set[8])<<24 | uint32(set[9])<<16 | uint32(set[10])<<8 | uint32(set[11])))
-		total := length + 12
+		total := int(int32(binary.BigEndian.Uint32(set[8:]))) + 12
 		if total > len(set) {
 			break
 		}
-		n += int(int32(uint32(set[57])<<24 | uint32(set[58])<<16 | uint32(set[59])<<8 | uint32(set[60])))
+		n += int(int32(binary.BigEndian.Uint32(set[57:])))
 		set = set[total:]
 	}
 	return n
-}
-
-func partitionsOf(m map[int32][2]int64) []int32 {
-	var ps []int32
-	for p := range m {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-	return ps
 }
 
 func produceTo(t *testing.T, cl *kgo.Client, topic string, partition int32, n int) {
@@ -152,7 +143,7 @@ func TestFetchSessionIncremental(t *testing.T) {
 			if resp.SessionID == 0 {
 				t.Fatalf("no session given for epoch 0")
 			}
-			if want := map[int32][2]int64{0: {4, 4}, 1: {2, 2}, 2: {0, 0}}; !equalAnswers(got, want) {
+			if want := map[int32][2]int64{0: {4, 4}, 1: {2, 2}, 2: {0, 0}}; !maps.Equal(got, want) {
 				t.Fatalf("full answer %v, want %v", got, want)
 			}
 			id := resp.SessionID
@@ -168,7 +159,7 @@ func TestFetchSessionIncremental(t *testing.T) {
 			// the request names nothing.
 			produceTo(t, prod, topic, 2, 1)
 			resp = f.fetch(id, 2, nil, nil, 2000)
-			if got, want := answered(t, resp), map[int32][2]int64{2: {1, 1}}; !equalAnswers(got, want) {
+			if got, want := answered(t, resp), map[int32][2]int64{2: {1, 1}}; !maps.Equal(got, want) {
 				t.Fatalf("incremental answer %v, want %v", got, want)
 			}
 
@@ -189,7 +180,7 @@ func TestFetchSessionIncremental(t *testing.T) {
 			produceTo(t, prod, topic, 0, 1)
 			produceTo(t, prod, topic, 2, 1)
 			resp = f.fetch(id, 4, nil, nil, 2000)
-			if got, want := answered(t, resp), map[int32][2]int64{0: {5, 1}}; !equalAnswers(got, want) {
+			if got, want := answered(t, resp), map[int32][2]int64{0: {5, 1}}; !maps.Equal(got, want) {
 				t.Fatalf("answer after forgetting: %v, want %v", got, want)
 			}
 
@@ -248,16 +239,4 @@ func TestFetchSessionConsumerManyPartitions(t *testing.T) {
 			verifyRoundTrip(t, p, recs, 100, -1, true)
 		})
 	}
-}
-
-func equalAnswers(a, b map[int32][2]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
