@@ -95,7 +95,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
             }
         }
         if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CHUNK_BYTES);
+            sluice_wire::frame::make_room(&mut buf, READ_CHUNK_BYTES);
         }
         tokio::select! {
             n = rd.read_buf(&mut buf) => match n {

