@@ -242,7 +242,11 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        self.append_as_leader_with(records, None, leader_epoch, now_ms, |_| Ok(()))
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let records = batch::check(records)?;
+        self.append_as_leader_with(&records, None, leader_epoch, now_ms, |_| Ok(()))
     }
 
     /// As [`Self::append_as_leader`], with two additions for the broker's own rewrites.
@@ -253,7 +257,7 @@ impl PartitionLog {
     /// for a retry found to be a duplicate); if it fails, nothing is written.
     pub fn append_as_leader_with(
         &mut self,
-        records: &[u8],
+        records: &batch::Validated<'_>,
         stored: Option<&[u8]>,
         leader_epoch: i32,
         now_ms: i64,
@@ -262,7 +266,8 @@ impl PartitionLog {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        let batches = batch::split_batches(records)?;
+        let batches = records.batches();
+        let records = records.bytes();
         if batches.is_empty() {
             return Err(Error::NoBatches);
         }
@@ -270,7 +275,7 @@ impl PartitionLog {
         let mut scratch = ProducerStateTable::default();
         let mut duplicate = None;
         let mut next = self.log_end_offset();
-        for (_, h) in &batches {
+        for (_, h) in batches {
             if h.total_bytes() > self.config.max_message_bytes {
                 return Err(Error::RecordTooLarge {
                     size: h.total_bytes(),
@@ -317,26 +322,27 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let mut bases = Vec::with_capacity(batches.len());
         let mut at = base_offset;
-        for (_, h) in &batches {
+        for (_, h) in batches {
             bases.push(at);
             at += h.last_offset_delta as i64 + 1;
         }
         before_write(&bases).during("preparing the append")?;
         let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let built;
         let (source, batches) = match stored {
             None => (records, batches),
             Some(stored) => {
-                let built = batch::split_built(stored)?;
+                built = batch::split_built(stored)?;
                 debug_assert_eq!(built.len(), batches.len());
-                debug_assert!(built.iter().zip(&batches).all(|((_, b), (_, c))| {
+                debug_assert!(built.iter().zip(batches).all(|((_, b), (_, c))| {
                     (b.last_offset_delta, b.producer_id, b.base_sequence)
                         == (c.last_offset_delta, c.producer_id, c.base_sequence)
                 }));
-                (stored, built)
+                (stored, &built[..])
             }
         };
         let mut records_appended = 0i64;
-        for (pos, h) in &batches {
+        for (pos, h) in batches {
             let bytes = &source[*pos..*pos + h.total_bytes()];
             self.maybe_roll(h, now_ms)?;
             let offset = self.log_end_offset();

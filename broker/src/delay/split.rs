@@ -53,21 +53,41 @@ pub enum Refusal {
     ReservedProducerId(i64),
 }
 
+/// A Produce partition's records, validated by the log's rules (CRC included), with
+/// which batches the split must look into.
+#[derive(Debug)]
+pub struct Inspected<'a> {
+    pub records: batch::Validated<'a>,
+    look: Vec<bool>,
+}
+
+/// Validates a Produce partition's records and, in the same pass while each batch is
+/// in cache, finds the batches that may hold a delayed record: uncompressed ones with a
+/// delay header, every compressed one (looked into once inflated), every batch of a
+/// retry topic. Control and transactional batches never hold one.
+pub fn check(records: &[u8], retry: bool) -> Result<Inspected<'_>, batch::BatchError> {
+    let (records, look) = batch::check_inspecting(records, |bytes, h| {
+        !h.is_control()
+            && !h.is_transactional()
+            && (retry
+                || h.compression() != 0
+                || record::any_header_key_starts_with(&bytes[HEADER_BYTES..], HEADER_PREFIX))
+    })?;
+    Ok(Inspected { records, look })
+}
+
 /// Splits a Produce partition's records. `Ok(None)`: nothing is delayed, store them as
-/// they are. Batches the log will refuse anyway (bad CRC, transactional...) are left to
-/// it, as are batches whose records do not parse (stored as produced, as before).
+/// they are. Batches the log will refuse anyway (transactional...) are left to it, as are
+/// batches whose records do not parse (stored as produced, as before).
 pub fn split(
-    records: &[u8],
+    checked: &Inspected<'_>,
     accepted_ms: i64,
     max_delay_ms: i64,
     reserved_producer_id: i64,
     retry: Option<&RetryPolicy>,
 ) -> Result<Option<Split>, Refusal> {
-    // Lengths only: the log validates the produced batches (CRC included) before it
-    // stores anything, so a rebuilt batch never launders a corrupt one.
-    let Ok(batches) = batch::split_built(records) else {
-        return Ok(None);
-    };
+    let records = checked.records.bytes();
+    let batches = checked.records.batches();
     if batches
         .iter()
         .any(|(_, h)| h.producer_id == reserved_producer_id)
@@ -83,13 +103,7 @@ pub fn split(
         rebuilt.push(None);
         let first_index = index_base;
         index_base = index_base.saturating_add(h.records_count);
-        if h.is_control() || h.is_transactional() {
-            continue;
-        }
-        if retry.is_none()
-            && h.compression() == 0
-            && !record::any_header_key_starts_with(&bytes[HEADER_BYTES..], HEADER_PREFIX)
-        {
+        if !checked.look[i] {
             continue;
         }
         let Some(section) = record::records_section(h, &Bytes::copy_from_slice(bytes)) else {
@@ -224,6 +238,13 @@ mod tests {
     use sluice_storage::batch::{split_built, BatchHeader};
     use sluice_storage::record::{records, BatchBuilder};
 
+    /// Checks and splits as Produce does: accepted at 1,000 ms, delays up to 10 s, 99 the
+    /// timer's producer id.
+    fn split_of(records: &[u8], retry: Option<&RetryPolicy>) -> Result<Option<Split>, Refusal> {
+        let checked = check(records, retry.is_some()).expect("valid batches");
+        split(&checked, 1_000, 10_000, 99, retry)
+    }
+
     /// A batch of records with optional `mq.delay.ms` values, producer fields given.
     pub fn batch_with_delays(delays: &[Option<&str>], producer: (i64, i16, i32)) -> Bytes {
         let mut b = BatchBuilder::new(100, producer);
@@ -241,16 +262,27 @@ mod tests {
     #[test]
     fn nothing_delayed_is_left_alone() {
         let b = batch_with_delays(&[None, None], (-1, -1, -1));
-        assert!(split(&b, 1_000, 10_000, 99, None).unwrap().is_none());
+        assert!(split_of(&b, None).unwrap().is_none());
         let b = batch_with_delays(&[Some("0")], (-1, -1, -1));
-        assert!(split(&b, 1_000, 10_000, 99, None).unwrap().is_none());
+        assert!(split_of(&b, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn check_marks_the_batches_to_look_into() {
+        let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
+        req.extend_from_slice(&batch_with_delays(&[None, Some("5")], (-1, -1, -1)));
+        assert_eq!(check(&req, false).unwrap().look, [false, true]);
+        assert_eq!(check(&req, true).unwrap().look, [true, true]);
+        let last = req.len() - 1;
+        req[last] ^= 1;
+        assert!(check(&req, false).is_err(), "a bad CRC fails the check");
     }
 
     #[test]
     fn delayed_records_leave_gaps() {
         let mut req = batch_with_delays(&[None, Some("50"), None], (7, 0, 10)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[Some("1"), Some("2")], (7, 0, 13)));
-        let s = split(&req, 1_000, 10_000, 99, None).unwrap().unwrap();
+        let s = split_of(&req, None).unwrap().unwrap();
         let due: Vec<_> = s
             .delayed
             .iter()
@@ -297,9 +329,7 @@ mod tests {
                 .collect();
             b.push(100, None, Some(b"v"), h);
         }
-        let s = split(&b.finish(), 1_000, 10_000, 99, Some(&policy))
-            .unwrap()
-            .unwrap();
+        let s = split_of(&b.finish(), Some(&policy)).unwrap().unwrap();
         let got: Vec<_> = s
             .delayed
             .iter()
@@ -331,14 +361,14 @@ mod tests {
             None,
             [(retry::COUNT_HEADER.as_bytes(), Some(&b"x"[..]))],
         );
-        assert!(split(&bad.finish(), 1_000, 10_000, 99, Some(&policy)).is_err());
+        assert!(split_of(&bad.finish(), Some(&policy)).is_err());
     }
 
     #[test]
     fn a_bad_header_names_its_record() {
         let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[None, Some("soon")], (-1, -1, -1)));
-        let r = split(&req, 1_000, 10_000, 99, None).unwrap_err();
+        let r = split_of(&req, None).unwrap_err();
         assert!(matches!(
             r,
             Refusal::BadRecord {
@@ -348,7 +378,7 @@ mod tests {
         ));
         let b = batch_with_delays(&[None], (99, 0, 0));
         assert_eq!(
-            split(&b, 1_000, 10_000, 99, None).unwrap_err(),
+            split_of(&b, None).unwrap_err(),
             Refusal::ReservedProducerId(99)
         );
     }

@@ -674,7 +674,9 @@ mod recovery_tests {
         let gap = sluice_storage::batch::empty_batch(0, n as i32 - 1, 0, 5);
         let mut log = p.lock();
         let mut positions = Vec::new();
-        log.append_as_leader_with(&produced.finish(), Some(&gap), 0, NOW, |bases| {
+        let produced = produced.finish();
+        let produced = sluice_storage::batch::check(&produced).unwrap();
+        log.append_as_leader_with(&produced, Some(&gap), 0, NOW, |bases| {
             positions = timer.schedule(p, bases, &d)?;
             Ok(())
         })
@@ -778,7 +780,9 @@ mod recovery_tests {
         let mut produced = BatchBuilder::new(5, (-1, -1, -1));
         produced.push(5, None, None, []);
         let gap = sluice_storage::batch::empty_batch(0, 0, 0, 5);
-        log.append_as_leader_with(&produced.finish(), Some(&gap), 0, NOW, |bases| {
+        let produced = produced.finish();
+        let produced = sluice_storage::batch::check(&produced).unwrap();
+        log.append_as_leader_with(&produced, Some(&gap), 0, NOW, |bases| {
             timer.schedule(&retry_part, bases, &d).map(|_| ())
         })
         .unwrap();

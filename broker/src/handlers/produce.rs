@@ -86,15 +86,21 @@ fn append(
     let retry_policy = retry::is_retry_topic(topic)
         .then(|| b.image().topic(topic).map(|t| RetryPolicy::of(&t.configs)))
         .flatten();
-    let split = match delay::split::split(
-        records,
-        accepted_ms,
-        b.delays.max_delay_ms,
-        b.delays.producer_id(),
-        retry_policy.as_ref(),
-    ) {
-        Ok(s) => s,
-        Err(Refusal::BadRecord { index, error }) => {
+    // A batch the log would refuse (bad CRC...) is answered below, after the same
+    // checks as the log's own (replicas, then records).
+    let checked = delay::split::check(records, retry_policy.is_some());
+    let split = match checked.as_ref().map(|c| {
+        delay::split::split(
+            c,
+            accepted_ms,
+            b.delays.max_delay_ms,
+            b.delays.producer_id(),
+            retry_policy.as_ref(),
+        )
+    }) {
+        Err(_) => None,
+        Ok(Ok(s)) => s,
+        Ok(Err(Refusal::BadRecord { index, error })) => {
             tracing::debug!(topic, partition, index, error = %error,
                 "produce refused: bad delay header");
             let message = format!("record {index}: {error}");
@@ -105,7 +111,7 @@ fn append(
                     .with_batch_index(index)
                     .with_batch_index_error_message(Some(str_bytes(message)))]);
         }
-        Err(Refusal::ReservedProducerId(id)) => {
+        Ok(Err(Refusal::ReservedProducerId(id))) => {
             tracing::debug!(
                 topic,
                 partition,
@@ -127,10 +133,15 @@ fn append(
         }
     }
     let mut scheduled = Vec::new();
-    let appended = match &split {
-        None => log.append_as_leader(records, part.leader_epoch(), accepted_ms),
-        Some(s) => log.append_as_leader_with(
-            records,
+    let appended = match (&checked, &split) {
+        (Err(e), _) => Err(sluice_storage::Error::from(e.clone())),
+        (Ok(c), None) => {
+            log.append_as_leader_with(&c.records, None, part.leader_epoch(), accepted_ms, |_| {
+                Ok(())
+            })
+        }
+        (Ok(c), Some(s)) => log.append_as_leader_with(
+            &c.records,
             Some(&s.stored),
             part.leader_epoch(),
             accepted_ms,
