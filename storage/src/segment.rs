@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,24 +37,12 @@ pub struct Recovered {
     pub truncated_bytes: u64,
 }
 
-/// A segment starts reserving disk space ahead of its writes once it holds this much.
-/// Below it the reservation is not worth its syscall (measured: 64 KiB steps cost more
-/// than plain writes), and thousands of small partitions would pin space they never fill.
-const RESERVE_FROM_BYTES: u64 = 1 << 20;
-/// The most reserved past the data: as much again as the segment holds, up to this.
-const RESERVE_MAX_AHEAD: u64 = 16 << 20;
-
 #[derive(Debug)]
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
     file: Arc<File>,
     size: u64,
-    /// Disk space is allocated (fallocate, `FALLOC_FL_KEEP_SIZE`) up to here, so appends
-    /// below it skip ext4's per-page delayed-allocation work. The file's size stays the
-    /// data's size, so readers and recovery never see the reservation; sealing gives back
-    /// what is left. `u64::MAX` once the filesystem has refused.
-    reserved_end: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     index_interval_bytes: usize,
@@ -97,20 +85,12 @@ impl Segment {
         index_bytes: usize,
         index_interval_bytes: usize,
     ) -> io::Result<Self> {
-        let meta = file.metadata()?;
-        let size = meta.len();
-        // Blocks past the data (a reservation left by a crash) are given back at sealing.
-        let reserved_end = if meta.blocks() * 512 > size.next_multiple_of(4096) {
-            size + 1
-        } else {
-            size
-        };
+        let size = file.metadata()?.len();
         Ok(Segment {
             base_offset,
             dir: dir.to_owned(),
             file: Arc::new(file),
             size,
-            reserved_end,
             offset_index: OffsetIndex::open(&index_path(dir, base_offset), index_bytes)?,
             time_index: TimeIndex::open(&time_index_path(dir, base_offset), index_bytes)?,
             index_interval_bytes,
@@ -247,7 +227,6 @@ impl Segment {
         );
         debug_assert!(h.last_offset() - self.base_offset <= u32::MAX as i64);
         let position = self.size;
-        self.reserve_for(position + (head.len() + body.len()) as u64);
         write_all_vectored_at(
             &self.file,
             &[IoSlice::new(head), IoSlice::new(body)],
@@ -258,32 +237,6 @@ impl Segment {
         self.note_batch(h);
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
-    }
-
-    /// Allocates disk space ahead of a write ending at `end`. Failure only costs speed:
-    /// the write itself reports a full disk.
-    fn reserve_for(&mut self, end: u64) {
-        if end <= self.reserved_end || self.size < RESERVE_FROM_BYTES {
-            return;
-        }
-        let ahead = self.size.min(RESERVE_MAX_AHEAD);
-        let from = self.size.max(self.reserved_end);
-        let to = end + ahead;
-        match nix::fcntl::fallocate(
-            self.file.as_fd(),
-            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-            from as i64,
-            (to - from) as i64,
-        ) {
-            Ok(()) => self.reserved_end = to,
-            Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOSYS) => {
-                self.reserved_end = u64::MAX
-            }
-            Err(e) => {
-                tracing::debug!(base = self.base_offset, error = %e, "no disk reservation");
-                self.reserved_end = end;
-            }
-        }
     }
 
     /// The first batch holding an offset at or above `offset`, scanning from the index.
@@ -353,11 +306,6 @@ impl Segment {
     /// Called when the segment stops being the active one.
     pub fn seal(&mut self) -> io::Result<()> {
         self.flush()?;
-        if self.reserved_end > self.size && self.reserved_end != u64::MAX {
-            // Truncating to the same size frees the blocks reserved past it.
-            self.file.set_len(self.size)?;
-            self.reserved_end = self.size;
-        }
         self.offset_index.0.trim()?;
         self.time_index.0.trim()
     }
@@ -443,51 +391,6 @@ mod tests {
                 .header
                 .base_offset,
             150
-        );
-    }
-
-    #[test]
-    fn space_is_reserved_past_the_data_and_given_back_at_sealing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, 1 << 16, 4096).unwrap();
-        let value = vec![7u8; 256 << 10];
-        for i in 0..6 {
-            append(&mut seg, i, &[&value]);
-        }
-        let on_disk = |seg: &Segment| {
-            let m = seg.file().metadata().unwrap();
-            (m.len(), m.blocks() * 512)
-        };
-        let (len, allocated) = on_disk(&seg);
-        assert_eq!(
-            len,
-            seg.size(),
-            "the reservation never shows in the file's size"
-        );
-        if seg.reserved_end == u64::MAX {
-            return; // this filesystem has no fallocate: nothing to check
-        }
-        assert!(seg.reserved_end > seg.size());
-        assert!(
-            allocated >= seg.reserved_end,
-            "{allocated} < {}",
-            seg.reserved_end
-        );
-        let size = seg.size();
-        drop(seg);
-
-        // Reopened (as after a crash), then sealed: the blocks past the data are freed.
-        let (mut seg, rec) = Segment::open(dir.path(), 0, 1 << 16, 4096, true, |_| {}).unwrap();
-        assert_eq!(
-            (rec.truncated_bytes, seg.size(), seg.next_offset()),
-            (0, size, 6)
-        );
-        seg.seal().unwrap();
-        let (len, allocated) = on_disk(&seg);
-        assert_eq!(len, size);
-        assert!(
-            allocated <= size.next_multiple_of(4096),
-            "{allocated} > {size}"
         );
     }
 
