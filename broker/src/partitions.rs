@@ -203,6 +203,7 @@ impl ReplicaManager {
                     }
                 }
                 drop(map);
+                p.lock().retire();
                 self.delete_dir(&self.partition_dir(&p.topic, p.index));
                 tracing::info!(topic = %p.topic, partition = p.index, "deleted partition");
             }
@@ -333,5 +334,7 @@ impl ReplicaManager {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
             }
         }
+        // Rolled segments still queued: synced, so the next start has less to recover.
+        sluice_storage::background::wait_idle();
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Entries are appended in increasing key order. The file grows in chunks that are
 //! allocated on disk first (fallocate), so a write through the map never lands on a
-//! hole that the filesystem could fail to fill (SIGBUS on ENOSPC). On roll and close the
-//! file is trimmed to its entries, as Kafka does, after the map is dropped.
+//! hole that the filesystem could fail to fill (SIGBUS on ENOSPC). Once its segment is
+//! sealed the file is trimmed to its entries, as Kafka does, by the background thread
+//! ([`trim_and_sync`]): freeing blocks can wait on the device.
 //!
 //! No file descriptor is kept: the map is all that is needed to read and write entries,
 //! and the file is reopened only to grow or trim it. With two indexes per partition,
@@ -137,16 +138,13 @@ impl IndexFile {
         Ok(())
     }
 
-    /// Drops the map and cuts the file to its entries (roll, close).
-    pub fn trim(&mut self) -> io::Result<()> {
-        self.flush()?;
-        self.map = None;
-        let file = open_rw(&self.path)?;
-        file.set_len((self.entries * self.entry_bytes) as u64)?;
-        self.capacity_bytes = self.entries * self.entry_bytes;
-        // Remap so that reads still work; appends grow it again.
-        self.map = Some(map_random(&file)?);
-        Ok(())
+    /// Stops the index growing (its segment is sealed) and returns the length of its
+    /// entries, to which [`trim_and_sync`] cuts the file. The map keeps its length:
+    /// lookups read entries only, and those lie inside the cut file, so the pages the cut
+    /// unmaps are never touched.
+    pub fn seal(&mut self) -> u64 {
+        self.max_bytes = self.entries * self.entry_bytes;
+        self.max_bytes as u64
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +164,24 @@ fn map_random(file: &File) -> io::Result<MmapMut> {
         map.advise(memmap2::Advice::Random)?;
     }
     Ok(map)
+}
+
+/// Cuts a sealed index file to `len` bytes, its entries ([`IndexFile::seal`]), and syncs
+/// it, pages written through the map included. On a filesystem mounted with `discard`,
+/// freeing the preallocated tail waits for the device: tens of milliseconds, which is
+/// why this is the background thread's work and not the roll's. A file already gone (retention
+/// deleted the segment) is left gone.
+pub fn trim_and_sync(path: &Path, len: u64) -> io::Result<()> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        // Deleted (renamed, then removed) before its turn came: nothing to keep.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() > len {
+        file.set_len(len)?;
+    }
+    file.sync_all()
 }
 
 fn open_rw(path: &Path) -> io::Result<File> {
@@ -260,7 +276,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn append_lookup_grow_trim_reopen() {
+    fn append_lookup_grow_seal_trim_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
         let mut idx = OffsetIndex::open(&path, 1 << 20).unwrap();
@@ -272,8 +288,18 @@ mod tests {
         assert_eq!(idx.lookup(10), (10, 100));
         assert_eq!(idx.lookup(15), (10, 100));
         assert_eq!(idx.lookup(1_000_000), (199_990, 1_999_900));
-        idx.0.trim().unwrap();
+        let len = idx.0.seal();
+        assert!(
+            !idx.append(300_000, 0).unwrap(),
+            "a sealed index does not grow"
+        );
+        trim_and_sync(&path, len).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 19_999 * 8);
+        assert_eq!(
+            idx.lookup(1_000_000),
+            (199_990, 1_999_900),
+            "still readable"
+        );
         drop(idx);
         let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
         assert_eq!(idx.0.len(), 19_999);
@@ -300,7 +326,7 @@ mod tests {
             idx.append(3, 30).unwrap();
             idx.append(4, 40).unwrap();
             idx.0.flush().unwrap();
-            // dropped without trim: the file keeps its preallocated zeros
+            // dropped unsealed: the file keeps its preallocated zeros
         }
         let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
         assert_eq!(idx.0.len(), 2);

@@ -10,10 +10,14 @@
 //! - `{base_offset:020}.timeindex`: sparse time index, 12-byte entries
 //!   `max_timestamp i64 ‖ relative_offset u32`, timestamps strictly increasing.
 //! - `log-start-offset`: the log start offset moved by DeleteRecords, written atomically.
+//! - `recovery-point-offset`: every batch below it is on disk; written atomically by the
+//!   background thread once a rolled segment is synced.
 //!
-//! The last segment is re-validated on every open (CRC of every batch; a torn or bad
-//! tail is cut off, its indexes rebuilt). Older segments are sealed: their indexes were
-//! trimmed on roll and are trusted when they point inside the file.
+//! Every segment holding offsets at or past the recovery point (all segments when the
+//! file is missing) is re-validated on open: CRC of every batch; a torn or bad tail is
+//! cut off, its indexes rebuilt, and later segments deleted. Segments below the point
+//! were synced after their indexes were trimmed on roll, and are trusted when their
+//! indexes point inside the file.
 //!
 //! ## Modules
 //! - [`batch`]: the v2 batch header, validation, in-place offset assignment.
@@ -21,11 +25,15 @@
 //! - [`segment`]: one log file and its indexes.
 //! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
 //!   flush policy, DeleteRecords.
+//! - [`recovery_point`]: the offset below which the log is on disk.
+//! - [`background`]: the thread that syncs rolled segments and removes deleted ones, off
+//!   the partition's lock.
 //! - [`producer`]: idempotent-producer sequence state.
 //! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
 //!   batch from some of them.
 //! - [`config`]: topic configs that shape a log, validated.
 
+pub mod background;
 pub mod batch;
 pub mod config;
 mod error;
@@ -33,6 +41,7 @@ pub mod index;
 pub mod log;
 pub mod producer;
 pub mod record;
+pub mod recovery_point;
 pub mod segment;
 
 pub use error::{Error, Result};

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
+use crate::background;
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, IoContext, Result};
 use crate::producer::{ProducerStateTable, SequenceCheck};
+use crate::recovery_point::RecoveryPoint;
 use crate::segment::{self, Segment};
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -62,6 +64,10 @@ pub struct PartitionLog {
     unflushed_messages: i64,
     last_flush_ms: i64,
     poisoned: bool,
+    /// Offsets below it are on disk; moved by the background thread after a roll.
+    recovery_point: Arc<RecoveryPoint>,
+    /// Sealed segments ending at or below it have been handed to the background thread.
+    flush_queued_upto: i64,
 }
 
 fn read_log_start(dir: &Path) -> Result<Option<i64>> {
@@ -87,13 +93,22 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Res
 }
 
 impl PartitionLog {
-    /// Opens the log in `dir`, creating it if needed, and recovers its tail.
+    /// Opens the log in `dir`, creating it if needed, and recovers every segment holding
+    /// offsets at or past the recovery point (all of them if it was never written). A
+    /// segment found torn or corrupt is cut there, and the segments after it are deleted:
+    /// their batches would follow a hole.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Self> {
         std::fs::create_dir_all(dir).during("creating the partition directory")?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).during("listing the partition directory")? {
             let name = entry.during("listing the partition directory")?.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(segment::DELETED_SUFFIX) {
+                // Deleted before a stop, not yet removed.
+                segment::remove_if_present(&dir.join(&*name))
+                    .during("removing a deleted segment")?;
+                continue;
+            }
             if let Some(base) = name
                 .strip_suffix(".log")
                 .and_then(|b| b.parse::<i64>().ok())
@@ -103,6 +118,7 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         let checkpoint = read_log_start(dir)?;
+        let recovery_point = RecoveryPoint::read(dir).during("reading the recovery point")?;
         let mut log = PartitionLog {
             dir: dir.to_owned(),
             config,
@@ -115,16 +131,22 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             poisoned: false,
+            recovery_point: RecoveryPoint::new(dir, i64::MIN),
+            flush_queued_upto: i64::MIN,
         };
-        let last = bases.last().copied();
-        for base in bases {
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let recover = match (recovery_point, next_base) {
+                (Some(point), Some(next)) => next > point,
+                _ => true,
+            };
             let (producers, epochs) = (&mut log.producers, &mut log.epochs);
             let (seg, recovered) = Segment::open(
                 dir,
                 base,
                 log.config.segment_index_bytes,
                 log.config.index_interval_bytes,
-                Some(base) == last,
+                recover,
                 |h| {
                     producers.record(h);
                     if epochs
@@ -136,10 +158,18 @@ impl PartitionLog {
                 },
             )
             .during("opening a segment")?;
-            if recovered.truncated_bytes > 0 {
+            let cut = recovered.truncated_bytes > 0;
+            if cut {
                 tracing::warn!(dir = %dir.display(), base, truncated = recovered.truncated_bytes, "recovered segment: cut an invalid tail");
             }
             log.segments.insert(base, seg);
+            if cut && next_base.is_some() {
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), base = later, "deleting a segment that follows a cut one");
+                    Segment::remove_files(dir, later).during("deleting a segment")?;
+                }
+                break;
+            }
         }
         if log.segments.is_empty() {
             let base = checkpoint.unwrap_or(0).max(0);
@@ -147,6 +177,13 @@ impl PartitionLog {
         }
         let first_base = *log.segments.keys().next().expect("a segment");
         log.log_start_offset = checkpoint.unwrap_or(first_base).max(first_base);
+        // Recovered segments may still be only in the page cache (a killed process), so
+        // the next roll's flush starts from the point, not from the active segment.
+        let point = recovery_point
+            .unwrap_or(first_base)
+            .clamp(first_base, log.active().base_offset);
+        log.recovery_point = RecoveryPoint::new(dir, point);
+        log.flush_queued_upto = point;
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
         Ok(log)
@@ -242,7 +279,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        if self.poisoned {
+        if self.refuses_writes() {
             return Err(Error::Poisoned);
         }
         let records = batch::check(records)?;
@@ -263,7 +300,7 @@ impl PartitionLog {
         now_ms: i64,
         before_write: impl FnOnce(&[i64]) -> std::io::Result<()>,
     ) -> Result<AppendResult> {
-        if self.poisoned {
+        if self.refuses_writes() {
             return Err(Error::Poisoned);
         }
         let batches = records.batches();
@@ -403,16 +440,42 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals the active segment, starts a new one at the log end offset and hands the
+    /// sealed segment to the background thread, which then moves the recovery point to `base`.
     pub fn roll(&mut self) -> Result<()> {
         let base = self.log_end_offset();
         if self.active().base_offset == base {
             return Ok(());
         }
-        self.active_mut().seal().during("sealing a segment")?;
         let seg = self.new_segment(base)?;
+        let queued = self.flush_queued_upto;
+        let unsynced: Vec<_> = self
+            .segments
+            .values_mut()
+            .filter(|s| s.next_offset() > queued)
+            .map(Segment::seal)
+            .collect();
         self.segments.insert(base, seg);
+        let point = self.recovery_point.clone();
+        background::run(move || point.sync_and_advance(&unsynced, base));
+        self.flush_queued_upto = base;
         Ok(())
+    }
+
+    /// A flush failed, here or in the background thread: the page cache can no longer be trusted.
+    fn refuses_writes(&self) -> bool {
+        self.poisoned || self.recovery_point.failed()
+    }
+
+    /// The offset below which every batch is known to be on disk.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.offset()
+    }
+
+    /// Stops the background thread from writing into the directory (the partition is being deleted
+    /// and its directory may be renamed, or re-created by a new topic of the same name).
+    pub fn retire(&self) {
+        self.recovery_point.retire();
     }
 
     /// Flushes the active segment (`flush.messages` / `flush.ms` / shutdown). A failure
@@ -702,14 +765,9 @@ impl PartitionLog {
         Ok(deleted)
     }
 
-    /// Flushes and trims the active segment's indexes (clean shutdown).
-    pub fn close(mut self, now_ms: i64) -> Result<()> {
-        self.flush(now_ms)?;
-        self.active_mut().seal().during("closing")
-    }
-
     /// Removes the whole partition directory (topic deletion).
     pub fn delete(self) -> Result<()> {
+        self.retire();
         let dir = self.dir.clone();
         drop(self);
         std::fs::remove_dir_all(&dir).during("deleting the partition")

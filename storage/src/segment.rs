@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::recovery_point::SealedFiles;
 
 pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.log"))
@@ -303,29 +304,76 @@ impl Segment {
         self.time_index.0.flush()
     }
 
-    /// Called when the segment stops being the active one.
-    pub fn seal(&mut self) -> io::Result<()> {
-        self.flush()?;
-        self.offset_index.0.trim()?;
-        self.time_index.0.trim()
+    /// Called when the segment stops being the active one (and again, harmlessly, for
+    /// segments found unsynced at start). Returns the files for the background thread to trim and
+    /// sync, off the produce path.
+    pub fn seal(&mut self) -> SealedFiles {
+        SealedFiles {
+            log: self.file.clone(),
+            indexes: [
+                (
+                    index_path(&self.dir, self.base_offset),
+                    self.offset_index.0.seal(),
+                ),
+                (
+                    time_index_path(&self.dir, self.base_offset),
+                    self.time_index.0.seal(),
+                ),
+            ],
+        }
     }
 
+    /// Deletes the segment. Its files are renamed to `*.deleted` at once, which is cheap
+    /// and means a restart removes them rather than loading them; the background thread
+    /// then drops the segment and removes the files, so that freeing their blocks, a wait
+    /// on the device, happens there and not under the partition's lock.
     pub fn delete(self) -> io::Result<()> {
-        let base = self.base_offset;
-        let dir = self.dir.clone();
-        drop(self);
-        for p in [
-            log_path(&dir, base),
-            index_path(&dir, base),
-            time_index_path(&dir, base),
+        let mut doomed = Vec::with_capacity(3);
+        for path in [
+            log_path(&self.dir, self.base_offset),
+            index_path(&self.dir, self.base_offset),
+            time_index_path(&self.dir, self.base_offset),
         ] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
+            let mut to = path.clone().into_os_string();
+            to.push(DELETED_SUFFIX);
+            match std::fs::rename(&path, &to) {
+                Ok(()) => doomed.push(PathBuf::from(to)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
+        crate::background::run(move || {
+            drop(self);
+            for path in doomed {
+                remove_if_present(&path).unwrap_or_else(|e| {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a deleted segment file")
+                });
+            }
+        });
         Ok(())
+    }
+
+    /// Removes a segment's files, those that exist.
+    pub fn remove_files(dir: &Path, base: i64) -> io::Result<()> {
+        for p in [
+            log_path(dir, base),
+            index_path(dir, base),
+            time_index_path(dir, base),
+        ] {
+            remove_if_present(&p)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a deleted segment's files are renamed to end with, until they are removed.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// Removes a file; one already gone is fine.
+pub fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -286,3 +286,170 @@ fn flush_policy_counts_messages() {
     log.flush_if_due(60).unwrap();
     assert_eq!(log.unflushed_messages, 0);
 }
+
+/// A log of 100 two-record batches over several 1 KiB segments, every roll synced.
+fn rolled_log(dir: &Path) -> PartitionLog {
+    let mut log = PartitionLog::open(dir, small_config(), 0).unwrap();
+    for i in 0..100 {
+        append(&mut log, &batch(i, &[b"0123456789", b"abcdefghij"]), 0, 0).unwrap();
+    }
+    assert!(log.segment_count() >= 4, "segment.bytes=1024 rolls");
+    background::wait_idle();
+    log
+}
+
+/// Flips a byte inside the second batch of a segment (its records, under the CRC).
+fn corrupt_second_batch(log: &PartitionLog, base: i64) -> (u64, i64) {
+    let path = log.segment_log_path(base);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut head = [0u8; batch::HEADER_BYTES];
+    f.read_exact_at(&mut head, 0).unwrap();
+    let first = BatchHeader::parse(&head).unwrap();
+    let at = first.total_bytes() as u64;
+    f.read_exact_at(&mut head, at).unwrap();
+    let second = BatchHeader::parse(&head).unwrap();
+    let mut byte = [0u8];
+    let target = at + second.total_bytes() as u64 - 2;
+    f.read_exact_at(&mut byte, target).unwrap();
+    f.write_all_at(&[byte[0] ^ 0xFF], target).unwrap();
+    (at, second.base_offset)
+}
+
+fn stored_recovery_point(dir: &Path) -> Option<i64> {
+    RecoveryPoint::read(dir).unwrap()
+}
+
+#[test]
+fn a_roll_is_synced_in_the_background_and_moves_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = rolled_log(dir.path());
+    let active = *log.segment_bases().last().unwrap();
+    assert_eq!(log.recovery_point(), active);
+    assert_eq!(stored_recovery_point(dir.path()), Some(active));
+    // Reopened, the point is where it was and the next roll moves it on.
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.recovery_point(), active);
+    log.roll().unwrap();
+    background::wait_idle();
+    assert_eq!(
+        stored_recovery_point(dir.path()),
+        Some(log.log_end_offset())
+    );
+}
+
+#[test]
+fn open_checks_the_segments_past_the_recovery_point_and_trusts_those_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = rolled_log(dir.path());
+    let bases = log.segment_bases();
+    let (below, past) = (bases[0], bases[1]);
+    let below_len = std::fs::metadata(log.segment_log_path(below))
+        .unwrap()
+        .len();
+    corrupt_second_batch(&log, below);
+    let (cut_at, cut_offset) = corrupt_second_batch(&log, past);
+    drop(log); // like kill -9: the rolls after `past` never reached the disk
+    write_atomically(
+        dir.path(),
+        crate::recovery_point::RECOVERY_POINT_FILE,
+        past.to_string().as_bytes(),
+    )
+    .unwrap();
+
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(
+        std::fs::metadata(log.segment_log_path(below))
+            .unwrap()
+            .len(),
+        below_len,
+        "a segment below the recovery point is not re-read"
+    );
+    assert_eq!(
+        log.segment_bases(),
+        vec![below, past],
+        "later segments deleted"
+    );
+    for &later in &bases[2..] {
+        assert!(!log.segment_log_path(later).exists());
+    }
+    assert_eq!(
+        std::fs::metadata(log.segment_log_path(past)).unwrap().len(),
+        cut_at
+    );
+    assert_eq!(log.log_end_offset(), cut_offset);
+    assert_eq!(log.recovery_point(), past);
+    // The log goes on from the cut, and the next roll syncs from the point on.
+    let r = append(&mut log, &batch(7, &[b"after"]), 0, 0).unwrap();
+    assert_eq!(r.base_offset, cut_offset);
+    assert_eq!(read_all(&log, past).last().unwrap().base_offset, cut_offset);
+    log.roll().unwrap();
+    background::wait_idle();
+    assert_eq!(stored_recovery_point(dir.path()), Some(cut_offset + 1));
+}
+
+#[test]
+fn without_a_recovery_point_every_segment_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = rolled_log(dir.path());
+    let first = log.segment_bases()[0];
+    let (cut_at, cut_offset) = corrupt_second_batch(&log, first);
+    drop(log);
+    std::fs::remove_file(dir.path().join(crate::recovery_point::RECOVERY_POINT_FILE)).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.segment_bases(), vec![first]);
+    assert_eq!(
+        std::fs::metadata(log.segment_log_path(first))
+            .unwrap()
+            .len(),
+        cut_at
+    );
+    assert_eq!(log.log_end_offset(), cut_offset);
+}
+
+#[test]
+fn a_retired_log_writes_no_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    append(&mut log, &batch(1, &[b"v"]), 0, 0).unwrap();
+    log.retire();
+    log.roll().unwrap();
+    background::wait_idle();
+    assert_eq!(stored_recovery_point(dir.path()), None);
+}
+
+fn deleted_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(segment::DELETED_SUFFIX))
+        .collect()
+}
+
+#[test]
+fn deleted_segments_are_renamed_at_once_and_removed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = rolled_log(dir.path());
+    let bases = log.segment_bases();
+    log.delete_records_before(bases[2]).unwrap();
+    assert_eq!(log.segment_bases(), bases[2..].to_vec());
+    for &gone in &bases[..2] {
+        assert!(!log.segment_log_path(gone).exists(), "renamed at once");
+    }
+    background::wait_idle();
+    assert_eq!(deleted_files(dir.path()), Vec::<String>::new());
+
+    // A stop before the removal leaves renamed files: the next open removes them and
+    // loads nothing from them.
+    drop(log);
+    let leftover = dir.path().join(format!("{:020}.log.deleted", bases[0]));
+    std::fs::write(&leftover, b"old batches").unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert!(!leftover.exists());
+    assert_eq!(log.segment_bases(), bases[2..].to_vec());
+    assert_eq!(log.log_start_offset(), bases[2]);
+}
