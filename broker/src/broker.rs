@@ -221,6 +221,8 @@ impl Broker {
     pub async fn close(&self) {
         self.replicas.close_all();
         self.groups.close();
+        // Rolled segments still queued are synced, so the next start has less to recover.
+        sluice_storage::background::wait_idle();
         if let Err(e) = self.metadata.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum shutdown");
         }

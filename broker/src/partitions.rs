@@ -334,7 +334,5 @@ impl ReplicaManager {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
             }
         }
-        // Rolled segments still queued: synced, so the next start has less to recover.
-        sluice_storage::background::wait_idle();
     }
 }

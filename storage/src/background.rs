@@ -17,7 +17,14 @@ fn queue() -> &'static Mutex<Sender<Job>> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sluice-files".into())
-            .spawn(move || rx.into_iter().for_each(|job| job()))
+            .spawn(move || {
+                for job in rx {
+                    // One job's panic must not drop the jobs queued after it.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a background file job panicked");
+                    }
+                }
+            })
             .expect("spawning the background file thread");
         Mutex::new(tx)
     })
@@ -30,7 +37,7 @@ pub fn run(job: impl FnOnce() + Send + 'static) {
         .unwrap_or_else(|p| p.into_inner())
         .send(Box::new(job));
     if let Err(mpsc::SendError(job)) = sent {
-        // The thread is gone (a job panicked): do the work here rather than lose it.
+        // The thread could not be spawned: do the work here rather than lose it.
         job();
     }
 }

@@ -138,13 +138,14 @@ impl IndexFile {
         Ok(())
     }
 
-    /// Stops the index growing (its segment is sealed) and returns the length of its
-    /// entries, to which [`trim_and_sync`] cuts the file. The map keeps its length:
-    /// lookups read entries only, and those lie inside the cut file, so the pages the cut
-    /// unmaps are never touched.
-    pub fn seal(&mut self) -> u64 {
+    /// Stops the index growing (its segment is sealed) and returns its file, opened now
+    /// so that a later trim acts on this index even if the path has since been reused
+    /// (a topic deleted and re-created), with the length of its entries, to which
+    /// [`trim_and_sync`] cuts it. The map keeps its length: lookups read entries only,
+    /// and those lie inside the cut file, so the pages the cut unmaps are never touched.
+    pub fn seal(&mut self) -> io::Result<(File, u64)> {
         self.max_bytes = self.entries * self.entry_bytes;
-        self.max_bytes as u64
+        Ok((open_rw(&self.path)?, self.max_bytes as u64))
     }
 
     pub fn path(&self) -> &Path {
@@ -169,15 +170,8 @@ fn map_random(file: &File) -> io::Result<MmapMut> {
 /// Cuts a sealed index file to `len` bytes, its entries ([`IndexFile::seal`]), and syncs
 /// it, pages written through the map included. On a filesystem mounted with `discard`,
 /// freeing the preallocated tail waits for the device: tens of milliseconds, which is
-/// why this is the background thread's work and not the roll's. A file already gone (retention
-/// deleted the segment) is left gone.
-pub fn trim_and_sync(path: &Path, len: u64) -> io::Result<()> {
-    let file = match OpenOptions::new().write(true).open(path) {
-        Ok(f) => f,
-        // Deleted (renamed, then removed) before its turn came: nothing to keep.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
+/// why this is the background thread's work and not the roll's.
+pub fn trim_and_sync(file: &File, len: u64) -> io::Result<()> {
     if file.metadata()?.len() > len {
         file.set_len(len)?;
     }
@@ -288,12 +282,12 @@ mod tests {
         assert_eq!(idx.lookup(10), (10, 100));
         assert_eq!(idx.lookup(15), (10, 100));
         assert_eq!(idx.lookup(1_000_000), (199_990, 1_999_900));
-        let len = idx.0.seal();
+        let (file, len) = idx.0.seal().unwrap();
         assert!(
             !idx.append(300_000, 0).unwrap(),
             "a sealed index does not grow"
         );
-        trim_and_sync(&path, len).unwrap();
+        trim_and_sync(&file, len).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 19_999 * 8);
         assert_eq!(
             idx.lookup(1_000_000),
@@ -304,6 +298,28 @@ mod tests {
         let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
         assert_eq!(idx.0.len(), 19_999);
         assert_eq!(idx.lookup(25), (20, 200));
+    }
+
+    #[test]
+    fn a_trim_acts_on_the_sealed_index_not_on_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&path, 1 << 20).unwrap();
+        idx.append(1, 10).unwrap();
+        let (file, len) = idx.0.seal().unwrap();
+        // The partition is deleted (its directory renamed) and re-created at once.
+        std::fs::rename(&path, dir.path().join("gone.index")).unwrap();
+        let fresh = OffsetIndex::open(&path, 1 << 20).unwrap();
+        let fresh_len = std::fs::metadata(&path).unwrap().len();
+        trim_and_sync(&file, len).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), fresh_len);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("gone.index"))
+                .unwrap()
+                .len(),
+            8
+        );
+        drop(fresh);
     }
 
     #[test]

@@ -136,6 +136,18 @@ impl PartitionLog {
         };
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
+            if log
+                .segments
+                .values()
+                .next_back()
+                .is_some_and(|prev| base < prev.next_offset())
+            {
+                // Overlaps the segment before it: left by a cut that did not reach the
+                // disk. It and everything after it go.
+                tracing::warn!(dir = %dir.display(), base, "segment overlaps the one before it");
+                log.remove_segments_from(&bases[i..])?;
+                break;
+            }
             let recover = match (recovery_point, next_base) {
                 (Some(point), Some(next)) => next > point,
                 _ => true,
@@ -161,13 +173,12 @@ impl PartitionLog {
             let cut = recovered.truncated_bytes > 0;
             if cut {
                 tracing::warn!(dir = %dir.display(), base, truncated = recovered.truncated_bytes, "recovered segment: cut an invalid tail");
+                // The cut must be on disk before anything is appended after it.
+                seg.sync_log().during("syncing a recovered segment")?;
             }
             log.segments.insert(base, seg);
             if cut && next_base.is_some() {
-                for &later in &bases[i + 1..] {
-                    tracing::warn!(dir = %dir.display(), base = later, "deleting a segment that follows a cut one");
-                    Segment::remove_files(dir, later).during("deleting a segment")?;
-                }
+                log.remove_segments_from(&bases[i + 1..])?;
                 break;
             }
         }
@@ -187,6 +198,17 @@ impl PartitionLog {
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
         Ok(log)
+    }
+
+    /// Removes segments found after a cut (recovery): their batches would follow a hole.
+    fn remove_segments_from(&self, bases: &[i64]) -> Result<()> {
+        for &base in bases {
+            tracing::warn!(dir = %self.dir.display(), base, "deleting a segment that follows a cut");
+            Segment::remove_files(&self.dir, base).during("deleting a segment")?;
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .during("syncing the partition directory")
     }
 
     fn new_segment(&self, base: i64) -> Result<Segment> {
@@ -447,14 +469,15 @@ impl PartitionLog {
         if self.active().base_offset == base {
             return Ok(());
         }
-        let seg = self.new_segment(base)?;
         let queued = self.flush_queued_upto;
-        let unsynced: Vec<_> = self
+        let unsynced = self
             .segments
             .values_mut()
             .filter(|s| s.next_offset() > queued)
             .map(Segment::seal)
-            .collect();
+            .collect::<std::io::Result<Vec<_>>>()
+            .during("sealing a segment")?;
+        let seg = self.new_segment(base)?;
         self.segments.insert(base, seg);
         let point = self.recovery_point.clone();
         background::run(move || point.sync_and_advance(&unsynced, base));
@@ -463,8 +486,9 @@ impl PartitionLog {
     }
 
     /// A flush failed, here or in the background thread: the page cache can no longer be trusted.
+    /// Also once retired: the directory may be another topic's by now.
     fn refuses_writes(&self) -> bool {
-        self.poisoned || self.recovery_point.failed()
+        self.poisoned || self.recovery_point.failed() || self.recovery_point.retired()
     }
 
     /// The offset below which every batch is known to be on disk.
@@ -480,8 +504,21 @@ impl PartitionLog {
 
     /// Flushes the active segment (`flush.messages` / `flush.ms` / shutdown). A failure
     /// poisons the log.
+    /// Sealed segments whose background sync may not have run yet are synced too, so
+    /// that what a flush covers does not depend on where the segments roll.
     pub fn flush(&mut self, now_ms: i64) -> Result<()> {
-        if let Err(e) = self.active().flush() {
+        if self.recovery_point.retired() {
+            return Ok(());
+        }
+        let point = self.recovery_point.offset();
+        let active = self.active().base_offset;
+        let synced = self
+            .segments
+            .range(..active)
+            .filter(|(_, s)| s.next_offset() > point)
+            .try_for_each(|(_, s)| s.sync_log())
+            .and_then(|()| self.active().flush());
+        if let Err(e) = synced {
             self.poisoned = true;
             tracing::error!(dir = %self.dir.display(), error = %e, "flush failed: log refuses writes until restart");
             return Err(Error::Poisoned);
@@ -730,6 +767,9 @@ impl PartitionLog {
 
     /// Applies `retention.ms` and `retention.bytes`; returns how many segments went.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
+        if self.recovery_point.retired() {
+            return Ok(0);
+        }
         let mut deleted = self.delete_segments_below_start()?;
         if self.config.retention_ms >= 0 {
             let cutoff = now_ms - self.config.retention_ms;

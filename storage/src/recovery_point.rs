@@ -27,9 +27,9 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
 #[derive(Debug)]
 pub struct SealedFiles {
     pub log: Arc<File>,
-    /// The index files, reopened by path (indexes keep no descriptor), and the length
+    /// The index files, opened at sealing (indexes keep no descriptor), and the length
     /// of their entries, to cut their preallocated tails to.
-    pub indexes: [(PathBuf, u64); 2],
+    pub indexes: [(File, u64); 2],
 }
 
 impl SealedFiles {
@@ -37,7 +37,7 @@ impl SealedFiles {
         self.log.sync_data()?;
         self.indexes
             .iter()
-            .try_for_each(|(path, len)| crate::index::trim_and_sync(path, *len))
+            .try_for_each(|(file, len)| crate::index::trim_and_sync(file, *len))
     }
 }
 
@@ -93,6 +93,10 @@ impl RecoveryPoint {
         self.lock().failed
     }
 
+    pub fn retired(&self) -> bool {
+        self.lock().retired
+    }
+
     /// Stops all later writes of the point (the partition is being deleted). Once this
     /// returns, no job writes into the directory.
     pub fn retire(&self) {
@@ -102,7 +106,13 @@ impl RecoveryPoint {
     /// Syncs `files`, then moves the point to `upto`: the caller vouches that every
     /// offset below `upto` lies in `files` or was synced before.
     pub fn sync_and_advance(&self, files: &[SealedFiles], upto: i64) {
-        let synced = files.iter().try_for_each(SealedFiles::sync);
+        if self.retired() {
+            return;
+        }
+        // A panic is taken as a failed sync: were the point to move on at a later job,
+        // it would vouch for a segment never synced.
+        let synced = std::panic::catch_unwind(|| files.iter().try_for_each(SealedFiles::sync))
+            .unwrap_or_else(|_| Err(io::Error::other("panic while syncing")));
         let mut state = self.lock();
         if state.retired || state.failed {
             return;

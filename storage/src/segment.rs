@@ -305,22 +305,19 @@ impl Segment {
     }
 
     /// Called when the segment stops being the active one (and again, harmlessly, for
-    /// segments found unsynced at start). Returns the files for the background thread to trim and
-    /// sync, off the produce path.
-    pub fn seal(&mut self) -> SealedFiles {
-        SealedFiles {
+    /// segments found unsynced at start). Returns the files for the background thread to
+    /// trim and sync, off the produce path.
+    pub fn seal(&mut self) -> io::Result<SealedFiles> {
+        Ok(SealedFiles {
             log: self.file.clone(),
-            indexes: [
-                (
-                    index_path(&self.dir, self.base_offset),
-                    self.offset_index.0.seal(),
-                ),
-                (
-                    time_index_path(&self.dir, self.base_offset),
-                    self.time_index.0.seal(),
-                ),
-            ],
-        }
+            indexes: [self.offset_index.0.seal()?, self.time_index.0.seal()?],
+        })
+    }
+
+    /// Syncs the log file only: a flush of a sealed segment whose background sync may
+    /// not have run yet (its indexes are rebuilt on recovery if it has not).
+    pub fn sync_log(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     /// Deletes the segment. Its files are renamed to `*.deleted` at once, which is cheap

@@ -412,14 +412,46 @@ fn without_a_recovery_point_every_segment_is_checked() {
 }
 
 #[test]
-fn a_retired_log_writes_no_recovery_point() {
+fn a_retired_log_writes_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
     append(&mut log, &batch(1, &[b"v"]), 0, 0).unwrap();
-    log.retire();
     log.roll().unwrap();
+    log.retire();
     background::wait_idle();
-    assert_eq!(stored_recovery_point(dir.path()), None);
+    assert_eq!(
+        stored_recovery_point(dir.path()),
+        None,
+        "queued before, run after"
+    );
+    assert!(matches!(
+        append(&mut log, &batch(2, &[b"w"]), 0, 0),
+        Err(Error::Poisoned)
+    ));
+    assert_eq!(log.log_end_offset(), 1);
+    log.set_config(LogConfig {
+        retention_ms: 0,
+        ..small_config()
+    });
+    assert_eq!(log.enforce_retention(i64::MAX / 2).unwrap(), 0);
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
+fn a_segment_overlapping_the_one_before_goes_with_those_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = rolled_log(dir.path());
+    let bases = log.segment_bases();
+    // As a cut whose removal of later segments never reached the disk could leave.
+    let stray = bases[1] + 1;
+    std::fs::copy(log.segment_log_path(bases[2]), log.segment_log_path(stray)).unwrap();
+    drop(log);
+    std::fs::remove_file(dir.path().join(crate::recovery_point::RECOVERY_POINT_FILE)).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.segment_bases(), bases[..2].to_vec());
+    assert_eq!(log.log_end_offset(), bases[2]);
+    assert!(!log.segment_log_path(stray).exists());
+    assert!(!log.segment_log_path(bases[2]).exists());
 }
 
 fn deleted_files(dir: &Path) -> Vec<String> {
