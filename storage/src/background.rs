@@ -37,7 +37,7 @@ pub fn run(job: impl FnOnce() + Send + 'static) {
         .unwrap_or_else(|p| p.into_inner())
         .send(Box::new(job));
     if let Err(mpsc::SendError(job)) = sent {
-        // The thread could not be spawned: do the work here rather than lose it.
+        // Unreachable in practice (the thread catches panics); never lose the work.
         job();
     }
 }

@@ -142,9 +142,18 @@ impl PartitionLog {
                 .next_back()
                 .is_some_and(|prev| base < prev.next_offset())
             {
-                // Overlaps the segment before it: left by a cut that did not reach the
-                // disk. It and everything after it go.
-                tracing::warn!(dir = %dir.display(), base, "segment overlaps the one before it");
+                // Overlaps the segment before it. An empty one is a roll that failed
+                // after creating its file: it alone goes. Any other is left by a cut
+                // whose removals did not reach the disk: it and all after it go.
+                let empty = std::fs::metadata(segment::log_path(dir, base))
+                    .during("opening a segment")?
+                    .len()
+                    == 0;
+                tracing::warn!(dir = %dir.display(), base, empty, "segment overlaps the one before it");
+                if empty {
+                    log.remove_segments_from(&[base])?;
+                    continue;
+                }
                 log.remove_segments_from(&bases[i..])?;
                 break;
             }
@@ -193,6 +202,11 @@ impl PartitionLog {
         let point = recovery_point
             .unwrap_or(first_base)
             .clamp(first_base, log.active().base_offset);
+        if recovery_point.is_some_and(|stored| stored > point) {
+            // Recovery cut below the stored point: segments rolled after the cut must
+            // not be trusted at a later start.
+            RecoveryPoint::store(dir, point).during("writing the recovery point")?;
+        }
         log.recovery_point = RecoveryPoint::new(dir, point);
         log.flush_queued_upto = point;
         let leo = log.log_end_offset();
@@ -200,10 +214,11 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// Removes segments found after a cut (recovery): their batches would follow a hole.
+    /// Removes segments recovery cannot keep (after a cut, their batches would follow a
+    /// hole; or overlapping), and syncs the directory so they stay gone.
     fn remove_segments_from(&self, bases: &[i64]) -> Result<()> {
         for &base in bases {
-            tracing::warn!(dir = %self.dir.display(), base, "deleting a segment that follows a cut");
+            tracing::warn!(dir = %self.dir.display(), base, "recovery removes a segment");
             Segment::remove_files(&self.dir, base).during("deleting a segment")?;
         }
         File::open(&self.dir)
@@ -720,6 +735,9 @@ impl PartitionLog {
     /// DeleteRecords: moves the log start offset up to `offset` (at most the high
     /// watermark) and drops segments wholly below it. Returns the new log start offset.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        if self.refuses_writes() {
+            return Err(Error::Poisoned);
+        }
         let offset = if offset == -1 {
             self.high_watermark
         } else {

@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
@@ -41,22 +42,22 @@ impl SealedFiles {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    offset: i64,
-    /// A sync failed: after a failed fsync the page cache cannot be trusted, so the log
-    /// refuses writes until a restart recovers it.
-    failed: bool,
-    /// The partition is being deleted: its directory may be renamed or re-created, so
-    /// nothing more is written to it.
-    retired: bool,
-}
-
-/// One partition's recovery point, shared by its log and the background thread.
+/// One partition's recovery point, shared by its log and the background thread. The log
+/// reads it on every append and flush, under the partition's lock, so reads are atomics
+/// and never wait on the background thread's file write.
 #[derive(Debug)]
 pub struct RecoveryPoint {
     dir: PathBuf,
-    state: Mutex<State>,
+    offset: AtomicI64,
+    /// A sync failed: after a failed fsync the page cache cannot be trusted, so the log
+    /// refuses writes until a restart recovers it.
+    failed: AtomicBool,
+    /// The partition is being deleted: its directory may be renamed or re-created, so
+    /// nothing more is written to it.
+    retired: AtomicBool,
+    /// Held while the file is written, so that its value only grows and `retire` can
+    /// wait out a write in progress.
+    writing: Mutex<()>,
 }
 
 impl RecoveryPoint {
@@ -69,69 +70,65 @@ impl RecoveryPoint {
         }
     }
 
+    /// Stores `offset` as the point in `dir` (open, when recovery cut below it).
+    pub fn store(dir: &Path, offset: i64) -> io::Result<()> {
+        crate::log::write_atomically(dir, RECOVERY_POINT_FILE, offset.to_string().as_bytes())
+    }
+
     pub fn new(dir: &Path, offset: i64) -> Arc<Self> {
         Arc::new(RecoveryPoint {
             dir: dir.to_owned(),
-            state: Mutex::new(State {
-                offset,
-                failed: false,
-                retired: false,
-            }),
+            offset: AtomicI64::new(offset),
+            failed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            writing: Mutex::new(()),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update is a single assignment: a panic elsewhere leaves it consistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn offset(&self) -> i64 {
-        self.lock().offset
+        self.offset.load(Ordering::Acquire)
     }
 
     pub fn failed(&self) -> bool {
-        self.lock().failed
+        self.failed.load(Ordering::Acquire)
     }
 
     pub fn retired(&self) -> bool {
-        self.lock().retired
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Stops all later writes of the point (the partition is being deleted). Once this
     /// returns, no job writes into the directory.
     pub fn retire(&self) {
-        self.lock().retired = true;
+        let _wait_for_a_write = self.writing();
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Syncs `files`, then moves the point to `upto`: the caller vouches that every
     /// offset below `upto` lies in `files` or was synced before.
     pub fn sync_and_advance(&self, files: &[SealedFiles], upto: i64) {
-        if self.retired() {
+        if self.retired() || self.failed() {
             return;
         }
         // A panic is taken as a failed sync: were the point to move on at a later job,
         // it would vouch for a segment never synced.
         let synced = std::panic::catch_unwind(|| files.iter().try_for_each(SealedFiles::sync))
             .unwrap_or_else(|_| Err(io::Error::other("panic while syncing")));
-        let mut state = self.lock();
-        if state.retired || state.failed {
-            return;
-        }
         if let Err(e) = synced {
-            state.failed = true;
+            self.failed.store(true, Ordering::Release);
             tracing::error!(dir = %self.dir.display(), error = %e, "flush of a rolled segment failed: log refuses writes until restart");
             return;
         }
-        if upto <= state.offset {
+        let _writing = self.writing();
+        if self.retired() || upto <= self.offset() {
             return;
         }
-        // Written under the lock, so the file's value only ever grows.
-        match crate::log::write_atomically(
-            &self.dir,
-            RECOVERY_POINT_FILE,
-            upto.to_string().as_bytes(),
-        ) {
-            Ok(()) => state.offset = upto,
+        match Self::store(&self.dir, upto) {
+            Ok(()) => self.offset.store(upto, Ordering::Release),
             // Only costs recovery work at the next start.
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the recovery point")

@@ -434,6 +434,7 @@ fn a_retired_log_writes_nothing_more() {
         ..small_config()
     });
     assert_eq!(log.enforce_retention(i64::MAX / 2).unwrap(), 0);
+    assert!(matches!(log.delete_records_before(1), Err(Error::Poisoned)));
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -446,12 +447,33 @@ fn a_segment_overlapping_the_one_before_goes_with_those_after_it() {
     let stray = bases[1] + 1;
     std::fs::copy(log.segment_log_path(bases[2]), log.segment_log_path(stray)).unwrap();
     drop(log);
-    std::fs::remove_file(dir.path().join(crate::recovery_point::RECOVERY_POINT_FILE)).unwrap();
+    assert_eq!(stored_recovery_point(dir.path()), bases.last().copied());
     let log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
     assert_eq!(log.segment_bases(), bases[..2].to_vec());
     assert_eq!(log.log_end_offset(), bases[2]);
     assert!(!log.segment_log_path(stray).exists());
     assert!(!log.segment_log_path(bases[2]).exists());
+    assert_eq!(
+        stored_recovery_point(dir.path()),
+        Some(bases[1]),
+        "lowered with the log: segments rolled from here on are checked at a later start"
+    );
+}
+
+#[test]
+fn an_empty_overlapping_segment_goes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = rolled_log(dir.path());
+    let bases = log.segment_bases();
+    let end = log.log_end_offset();
+    // A roll that failed after creating its file, before later batches went on.
+    let stray = bases[1] + 1;
+    std::fs::write(log.segment_log_path(stray), b"").unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(log.segment_bases(), bases);
+    assert_eq!(log.log_end_offset(), end);
+    assert!(!log.segment_log_path(stray).exists());
 }
 
 fn deleted_files(dir: &Path) -> Vec<String> {
