@@ -24,6 +24,15 @@ fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
 }
 
+/// A segment's three files.
+fn file_paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
+    [
+        log_path(dir, base_offset),
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ]
+}
+
 /// A batch found in a segment: where it starts and its header.
 #[derive(Debug, Clone, Copy)]
 pub struct Located {
@@ -326,11 +335,7 @@ impl Segment {
     /// on the device, happens there and not under the partition's lock.
     pub fn delete(self) -> io::Result<()> {
         let mut doomed = Vec::with_capacity(3);
-        for path in [
-            log_path(&self.dir, self.base_offset),
-            index_path(&self.dir, self.base_offset),
-            time_index_path(&self.dir, self.base_offset),
-        ] {
+        for path in file_paths(&self.dir, self.base_offset) {
             let mut to = path.clone().into_os_string();
             to.push(DELETED_SUFFIX);
             match std::fs::rename(&path, &to) {
@@ -352,14 +357,9 @@ impl Segment {
 
     /// Removes a segment's files, those that exist.
     pub fn remove_files(dir: &Path, base: i64) -> io::Result<()> {
-        for p in [
-            log_path(dir, base),
-            index_path(dir, base),
-            time_index_path(dir, base),
-        ] {
-            remove_if_present(&p)?;
-        }
-        Ok(())
+        file_paths(dir, base)
+            .iter()
+            .try_for_each(|p| remove_if_present(p))
     }
 }
 
