@@ -70,14 +70,13 @@ pub struct PartitionLog {
     flush_queued_upto: i64,
 }
 
-fn read_log_start(dir: &Path) -> Result<Option<i64>> {
-    match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+/// Reads an offset checkpoint (`log-start-offset`, `recovery-point-offset`): None when
+/// the file is missing or does not hold a number.
+pub fn read_offset_file(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
+    match std::fs::read_to_string(dir.join(name)) {
         Ok(s) => Ok(s.trim().parse().ok()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io {
-            op: "reading the log start offset",
-            source: e,
-        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -117,7 +116,8 @@ impl PartitionLog {
             }
         }
         bases.sort_unstable();
-        let checkpoint = read_log_start(dir)?;
+        let checkpoint =
+            read_offset_file(dir, LOG_START_FILE).during("reading the log start offset")?;
         let recovery_point = RecoveryPoint::read(dir).during("reading the recovery point")?;
         let mut log = PartitionLog {
             dir: dir.to_owned(),

@@ -63,11 +63,7 @@ pub struct RecoveryPoint {
 impl RecoveryPoint {
     /// The point stored in `dir`, if any.
     pub fn read(dir: &Path) -> io::Result<Option<i64>> {
-        match std::fs::read_to_string(dir.join(RECOVERY_POINT_FILE)) {
-            Ok(s) => Ok(s.trim().parse().ok()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::log::read_offset_file(dir, RECOVERY_POINT_FILE)
     }
 
     /// Stores `offset` as the point in `dir` (open, when recovery cut below it).
