@@ -5,6 +5,7 @@ package compat
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,9 +89,27 @@ func TestBrokerRestartKeepsDataAndOffsets(t *testing.T) {
 // idempotent acks=all producer is busy, restarts it, and checks that every
 // acknowledged record is still there and intact.
 func TestBrokerKill9MidProduce(t *testing.T) {
+	kill9MidProduce(t, nil)
+}
+
+// TestBrokerKill9MidProduceAcrossRolls is the same crash with 16 KiB
+// segments: the partitions roll every few dozen records, so the kill lands
+// while sealed segments still wait for the background thread to sync them and
+// move the recovery point, and restart must recover every segment past it.
+func TestBrokerKill9MidProduceAcrossRolls(t *testing.T) {
+	topic := kill9MidProduce(t, map[string]*string{"segment.bytes": strp("16384")})
+	logs, _ := filepath.Glob(filepath.Join(env.dataDir, topic+"-*", "*.log"))
+	if len(logs) < 30 {
+		t.Errorf("%d segments after the run: the partitions did not roll", len(logs))
+	}
+}
+
+// kill9MidProduce runs the crash on a new 3-partition topic with these
+// configs and returns the topic.
+func kill9MidProduce(t *testing.T, configs map[string]*string) string {
 	needsManagedBroker(t)
 	adm, _ := newAdmin(t)
-	topic := createTopic(t, adm, 3, nil)
+	topic := createTopic(t, adm, 3, configs)
 	prod := newClient(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(2*time.Millisecond))
 
@@ -191,6 +210,7 @@ func TestBrokerKill9MidProduce(t *testing.T) {
 	if dups > 0 {
 		t.Logf("note: %d duplicate records after the crash (retried in-flight batches)", dups)
 	}
+	return topic
 }
 
 // TestBrokerSendfileMetric checks that consuming plaintext data is served
