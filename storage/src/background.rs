@@ -1,10 +1,11 @@
 //! One thread for the slow file work that must not run under a partition's lock, on the
-//! thread serving a request: syncing rolled segments (then moving the recovery point) and
-//! removing deleted segments. On this machine's filesystem, mounted with `discard`,
-//! freeing a file's blocks waits for the device: 40 ms to unlink 64 MiB, 0.75 s for a
-//! 1 GiB segment. One thread serves the whole process, as Kafka's log scheduler does:
-//! work on one disk gains nothing from running side by side, and jobs of one partition
-//! then run in the order they were queued, which the recovery point relies on.
+//! thread serving a request: syncing rolled segments (then moving the recovery point),
+//! removing deleted segments, and removing deleted partitions' directories. On this
+//! machine's filesystem, mounted with `discard`, freeing a file's blocks waits for the
+//! device: 40 ms to unlink 64 MiB, 0.75 s for a 1 GiB segment. One thread serves the
+//! whole process, as Kafka's log scheduler does: work on one disk gains nothing from
+//! running side by side, and jobs of one partition then run in the order they were
+//! queued, which the recovery point relies on.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};

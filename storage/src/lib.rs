@@ -26,8 +26,8 @@
 //! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
 //!   flush policy, DeleteRecords.
 //! - [`recovery_point`]: the offset below which the log is on disk.
-//! - [`background`]: the thread that syncs rolled segments and removes deleted ones, off
-//!   the partition's lock.
+//! - [`background`]: the thread that syncs rolled segments and removes deleted segments
+//!   and partition directories, off the partition's lock and the request path.
 //! - [`producer`]: idempotent-producer sequence state.
 //! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
 //!   batch from some of them.

@@ -823,14 +823,6 @@ impl PartitionLog {
         Ok(deleted)
     }
 
-    /// Removes the whole partition directory (topic deletion).
-    pub fn delete(self) -> Result<()> {
-        self.retire();
-        let dir = self.dir.clone();
-        drop(self);
-        std::fs::remove_dir_all(&dir).during("deleting the partition")
-    }
-
     pub fn segment_bases(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
     }
