@@ -103,7 +103,27 @@ fn read_topic_id(dir: &Path) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s.trim()).ok())
 }
 
-/// Removes a partition directory already renamed for deletion (or, failing that, its own).
+/// Ends the name of a partition directory being deleted, as in Kafka.
+const DELETED_SUFFIX: &str = "-delete";
+
+/// Renames a partition's directory out of the way of a topic re-created under the same
+/// name, so that a crash mid-removal never leaves a half-deleted log under the live
+/// name. `None`: there was no directory.
+fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    // Appended, not `with_extension`: a topic name may hold dots ("orders.v1-0").
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}{DELETED_SUFFIX}", Uuid::new_v4().simple()));
+    let doomed = dir.with_file_name(name);
+    match std::fs::rename(dir, &doomed) {
+        Ok(()) => Ok(Some(doomed)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a partition directory renamed for deletion. Freeing its blocks takes 0.6 s
+/// per GB on this machine's filesystem (mounted with `discard`), which is why this runs
+/// on a background thread and not under the metadata sync that DeleteTopics waits for.
 fn remove_deleted_dir(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
@@ -198,7 +218,8 @@ impl ReplicaManager {
     pub fn sync(&self, image: &MetadataImage) -> Result<(), sluice_storage::Error> {
         let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current: Vec<Arc<Partition>> = self.all();
-        // Drop what the image no longer has.
+        // Drop what the image no longer has: renamed away now, removed in the background.
+        let mut renamed: Vec<(Arc<Partition>, PathBuf)> = Vec::new();
         for p in &current {
             let keep = image
                 .topic(&p.topic)
@@ -213,8 +234,34 @@ impl ReplicaManager {
                 }
                 drop(map);
                 p.lock().retire();
-                self.delete_dir(&self.partition_dir(&p.topic, p.index));
+                let dir = self.partition_dir(&p.topic, p.index);
+                match rename_for_deletion(&dir) {
+                    Ok(Some(doomed)) => renamed.push((p.clone(), doomed)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Left under its name: a topic re-created under that name then
+                        // refuses to open it (below) rather than take its segments.
+                        tracing::error!(dir = %dir.display(), error = %e, "could not rename a deleted partition's directory");
+                    }
+                }
                 tracing::info!(topic = %p.topic, partition = p.index, "deleted partition");
+            }
+        }
+        drop(current);
+        if !renamed.is_empty() {
+            // One sync for all the renames: a rename lost in a power failure would bring
+            // the directory back under a name no topic uses, never to be removed.
+            if let Err(e) = std::fs::File::open(&self.data_dir).and_then(|d| d.sync_all()) {
+                tracing::warn!(error = %e, "could not sync the data directory after deleting partitions");
+            }
+            for (p, doomed) in renamed {
+                // The job holds the last reference to the partition (unless a read still
+                // does), so its files close there: the blocks of an unlinked file are
+                // freed when its last descriptor closes, and that is the slow part.
+                sluice_storage::background::run_removal(move || {
+                    drop(p);
+                    remove_deleted_dir(&doomed);
+                });
             }
         }
         let mut views = HashMap::new();
@@ -245,7 +292,16 @@ impl ReplicaManager {
                 }
                 let dir = self.partition_dir(&topic.name, pm.partition);
                 if dir.exists() && read_topic_id(&dir).is_some_and(|id| id != topic.id) {
-                    self.delete_dir(&dir);
+                    let doomed =
+                        rename_for_deletion(&dir).map_err(|source| sluice_storage::Error::Io {
+                            op: "renaming a replaced partition's directory",
+                            source,
+                        })?;
+                    if let Some(doomed) = doomed {
+                        sluice_storage::background::run_removal(move || {
+                            remove_deleted_dir(&doomed)
+                        });
+                    }
                 }
                 let mut log = PartitionLog::open(&dir, config.clone(), now_ms())?;
                 if read_topic_id(&dir).is_none() {
@@ -290,32 +346,15 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Deletes a partition directory. It is renamed at once, so a crash mid-delete never
-    /// leaves a half-deleted log under the live name and a topic re-created under the same
-    /// name starts empty; the files are then removed by the background thread. Freeing a
-    /// partition's blocks takes 0.6 s per GB on this machine's filesystem (mounted with
-    /// `discard`), and this runs under the metadata sync, which DeleteTopics waits for.
-    fn delete_dir(&self, dir: &Path) {
-        let doomed = dir.with_extension(format!("{}-delete", Uuid::new_v4().simple()));
-        match std::fs::rename(dir, &doomed) {
-            Ok(()) => sluice_storage::background::run(move || remove_deleted_dir(&doomed)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                // The live name cannot be handed to the background: a new topic may take it.
-                tracing::warn!(dir = %dir.display(), error = %e, "could not rename partition directory; deleting it in place");
-                remove_deleted_dir(dir);
-            }
-        }
-    }
-
-    /// Removes leftovers of deletions interrupted by a crash.
+    /// Queues the removal of directories whose deletion a stop cut short.
     pub fn clean_deleted_dirs(&self) {
         let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
             return;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().ends_with("-delete") {
-                remove_deleted_dir(&e.path());
+            if e.file_name().to_string_lossy().ends_with(DELETED_SUFFIX) {
+                let dir = e.path();
+                sluice_storage::background::run_removal(move || remove_deleted_dir(&dir));
             }
         }
     }

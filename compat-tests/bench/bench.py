@@ -215,14 +215,17 @@ def run_workload(w, broker, rec, runs, quick, log, ceiling_now):
 
     def raw_fetch():
         # The machine's ceiling moves by 2x within an hour, and the raw read follows
-        # gigabytes of writes the kernel may still be writing back: the read is also set
-        # against a ceiling measured just before it, under the same conditions.
-        ceiling = ceiling_now()
+        # gigabytes of writes the kernel may still be writing back: a read from page cache
+        # is also set against a ceiling measured just before it, at the same moment. (The
+        # catch-up read comes from disk, which that ceiling does not measure.)
+        ceiling = ceiling_now() if w.kind != "catch-up" else None
         r = benchgen("fetch", "--brokers", boot, *topic_args(topics))
         rec.add(w.name, RAW, "consume_mb_per_s", broker.name, r["mb_per_s"])
-        rec.add_paired_fraction(w.name, broker.name, r["mb_per_s"] / ceiling)
-        log(f"  {RAW}: {r['mb_per_s']:.1f} MB/s ({r['bytes'] / MIB:.0f} MB), "
-            f"{r['mb_per_s'] / ceiling:.2f} of the ceiling just before it ({ceiling:.0f} MB/s)")
+        paired = ""
+        if ceiling:
+            rec.add_paired_fraction(w.name, broker.name, r["mb_per_s"] / ceiling)
+            paired = f", {r['mb_per_s'] / ceiling:.2f} of the ceiling just before it ({ceiling:.0f} MB/s)"
+        log(f"  {RAW}: {r['mb_per_s']:.1f} MB/s ({r['bytes'] / MIB:.0f} MB){paired}")
         return r["bytes"]
 
     if w.kind == "filter":
@@ -358,6 +361,36 @@ def print_table(rows, out=sys.stdout):
               file=out)
 
 
+def run_brokers(args, selected, runs, work, rec, versions, ceiling_now, log):
+    """Each broker in turn runs the selected workloads."""
+    sluice_bin = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "target", "release", "sluice")
+    for broker_name in args.brokers.split(","):
+        broker = (KafkaBroker(os.path.join(work, "kafka")) if broker_name == "kafka"
+                  else SluiceBroker(os.path.join(work, "sluice"), sluice_bin))
+        versions[broker_name] = broker.version()
+        # A full run gives each workload a fresh broker, so no workload pays for the
+        # data or partitions of the one before. The smoke starts each broker once:
+        # its figures mean nothing, and a JVM start per workload costs a minute.
+        fresh_per_workload = not args.quick
+        if not fresh_per_workload:
+            broker.start()
+        try:
+            for w in selected:
+                log(f"{broker_name}: {w.name} ({w.about})")
+                if fresh_per_workload:
+                    broker.start()
+                try:
+                    run_workload(w, broker, rec, runs, args.quick, log, ceiling_now)
+                    if not broker.alive():
+                        raise RuntimeError(f"{broker_name} died during {w.name}")
+                finally:
+                    if fresh_per_workload:
+                        broker.stop()
+        finally:
+            if not fresh_per_workload:
+                broker.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny loads, one run")
@@ -412,35 +445,12 @@ def main():
 
     rec = Recorder()
     versions = {}
-    sluice_bin = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "target", "release", "sluice")
-    for broker_name in args.brokers.split(","):
-        broker = (KafkaBroker(os.path.join(work, "kafka")) if broker_name == "kafka"
-                  else SluiceBroker(os.path.join(work, "sluice"), sluice_bin))
-        versions[broker_name] = broker.version()
-        # A full run gives each workload a fresh broker, so no workload pays for the
-        # data or partitions of the one before. The smoke starts each broker once:
-        # its figures mean nothing, and a JVM start per workload costs a minute.
-        fresh_per_workload = not args.quick
-        if not fresh_per_workload:
-            broker.start()
-        try:
-            for w in selected:
-                log(f"{broker_name}: {w.name} ({w.about})")
-                if fresh_per_workload:
-                    broker.start()
-                try:
-                    run_workload(w, broker, rec, runs, args.quick, log, ceiling_now)
-                    if not broker.alive():
-                        raise RuntimeError(f"{broker_name} died during {w.name}")
-                finally:
-                    if fresh_per_workload:
-                        broker.stop()
-        finally:
-            if not fresh_per_workload:
-                broker.stop()
+    try:
+        run_brokers(args, selected, runs, work, rec, versions, ceiling_now, log)
+    finally:
+        if os.path.exists(paired_file):
+            os.remove(paired_file)
 
-    if os.path.exists(paired_file):
-        os.remove(paired_file)
     ceilings.append(measure_ceiling())
     ceiling = max(ceilings)
     rows = rec.rows(ceiling)

@@ -198,7 +198,14 @@ def test_deleted_topic_files_are_removed(ctl_broker):
 
     a = admin(b.bootstrap)
     a.delete_topics([topic], operation_timeout=T, request_timeout=T)[topic].result(RT)
-    wait_until(lambda: not dirs(), T, what="the deleted topic's directories removed")
+    # Re-created at once under the same name, while the old files may still be removed:
+    # the new topic starts empty and keeps its own directory.
+    wait_until(lambda: not topic_names(b.bootstrap) & {topic}, T, what="the topic gone")
+    create_topic(b.bootstrap, topic, partitions=1)
+    assert not cf_produce(b.bootstrap, topic, [{"value": b"new", "partition": 0}]).errors
+    assert watermarks(b.bootstrap, topic, [0])[0] == (0, 1)
+    wait_until(lambda: dirs() == [f"{topic}-0"], T, what="the deleted topic's directories removed")
+    assert os.listdir(os.path.join(b.data_dir, f"{topic}-0"))
 
     leftover = os.path.join(b.data_dir, f"{topic}-0.0123456789abcdef-delete")
     os.makedirs(leftover)

@@ -26,7 +26,7 @@
 //! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
 //!   flush policy, DeleteRecords.
 //! - [`recovery_point`]: the offset below which the log is on disk.
-//! - [`background`]: the thread that syncs rolled segments and removes deleted segments
+//! - [`background`]: the threads that sync rolled segments and remove deleted segments
 //!   and partition directories, off the partition's lock and the request path.
 //! - [`producer`]: idempotent-producer sequence state.
 //! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
