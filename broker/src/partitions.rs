@@ -121,6 +121,21 @@ fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     }
 }
 
+/// Lets go of a deleted partition on the removal thread, so that its segments close
+/// there: an unlinked file's blocks are freed when its last descriptor closes, and that
+/// is the slow part. Jobs of the partition still queued on `sluice-files` (syncs of
+/// sealed segments, segment deletions) hold its files too, so they go first. A Fetch
+/// long-polling the partition holds a reference until its wait ends; that is waited for
+/// a while, not forever.
+fn release_deleted_partition(p: Arc<Partition>) {
+    sluice_storage::background::wait_idle();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while Arc::strong_count(&p) > 1 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(p);
+}
+
 /// Removes a partition directory renamed for deletion. Freeing its blocks takes 0.6 s
 /// per GB on this machine's filesystem (mounted with `discard`), which is why this runs
 /// on a background thread and not under the metadata sync that DeleteTopics waits for.
@@ -255,11 +270,8 @@ impl ReplicaManager {
                 tracing::warn!(error = %e, "could not sync the data directory after deleting partitions");
             }
             for (p, doomed) in renamed {
-                // The job holds the last reference to the partition (unless a read still
-                // does), so its files close there: the blocks of an unlinked file are
-                // freed when its last descriptor closes, and that is the slow part.
                 sluice_storage::background::run_removal(move || {
-                    drop(p);
+                    release_deleted_partition(p);
                     remove_deleted_dir(&doomed);
                 });
             }
@@ -292,15 +304,17 @@ impl ReplicaManager {
                 }
                 let dir = self.partition_dir(&topic.name, pm.partition);
                 if dir.exists() && read_topic_id(&dir).is_some_and(|id| id != topic.id) {
-                    let doomed =
-                        rename_for_deletion(&dir).map_err(|source| sluice_storage::Error::Io {
-                            op: "renaming a replaced partition's directory",
-                            source,
-                        })?;
-                    if let Some(doomed) = doomed {
-                        sluice_storage::background::run_removal(move || {
+                    match rename_for_deletion(&dir) {
+                        Ok(Some(doomed)) => sluice_storage::background::run_removal(move || {
                             remove_deleted_dir(&doomed)
-                        });
+                        }),
+                        Ok(None) => {}
+                        Err(e) => {
+                            // Not opened: the new topic must not take the old segments.
+                            // The other partitions still sync.
+                            tracing::error!(dir = %dir.display(), error = %e, "could not rename a replaced partition's directory; not opening it");
+                            continue;
+                        }
                     }
                 }
                 let mut log = PartitionLog::open(&dir, config.clone(), now_ms())?;
