@@ -78,19 +78,32 @@ pub struct ReplicaManager {
     node_id: i32,
     log_defaults: BTreeMap<String, String>,
     /// Partitions hosted here, by topic name and then index: looked up by `&str` on every
-    /// Produce and Fetch, so the hot path neither allocates nor hashes a tuple key.
-    partitions: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
+    /// Produce and Fetch, so the hot path neither allocates nor hashes a tuple key. A
+    /// topic's map is shared copy-on-write, so that a Fetch naming thousands of
+    /// partitions takes it once per topic instead of a reference to each partition.
+    partitions: RwLock<HashMap<String, Arc<TopicPartitions>>>,
     /// Views by name: no log of their own, read through their source's partitions.
     views: RwLock<HashMap<String, Arc<View>>>,
     /// Serialises `sync` so two metadata updates never race on directories.
     sync_lock: Mutex<()>,
 }
 
+/// The partitions of one topic hosted here, by index.
+pub type TopicPartitions = HashMap<i32, Arc<Partition>>;
+
 /// A partition to read from: the log's own, or its source's for a view (with the view's
 /// filter).
 #[derive(Debug, Clone)]
 pub struct ReadTarget {
     pub partition: Arc<Partition>,
+    pub view: Option<Arc<View>>,
+}
+
+/// The partitions reads of a topic go to: its own, or for a view its source's (with the
+/// view), as hosted when it was looked up.
+#[derive(Debug, Clone)]
+pub struct TopicReadTarget {
+    pub partitions: Arc<TopicPartitions>,
     pub view: Option<Arc<View>>,
 }
 
@@ -160,11 +173,22 @@ impl ReplicaManager {
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        // Not through `topic_partitions`: that would count one more reference to the
+        // topic's map, a line both cores write, on every Produce.
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
             .and_then(|t| t.get(&partition))
+            .cloned()
+    }
+
+    /// The partitions of `topic` hosted here, as they are now.
+    pub fn topic_partitions(&self, topic: &str) -> Option<Arc<TopicPartitions>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
             .cloned()
     }
 
@@ -174,7 +198,7 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
-            .map_or(0, HashMap::len)
+            .map_or(0, |t| t.len())
     }
 
     /// The view of that name, if it is one.
@@ -188,16 +212,24 @@ impl ReplicaManager {
 
     /// The partition reads of `topic` go to: its own, or for a view its source's.
     pub fn get_for_read(&self, topic: &str, partition: i32) -> Option<ReadTarget> {
-        if let Some(p) = self.get(topic, partition) {
-            return Some(ReadTarget {
-                partition: p,
+        let t = self.topic_for_read(topic)?;
+        Some(ReadTarget {
+            partition: t.partitions.get(&partition)?.clone(),
+            view: t.view,
+        })
+    }
+
+    /// The partitions reads of `topic` go to: its own, or for a view its source's.
+    pub fn topic_for_read(&self, topic: &str) -> Option<TopicReadTarget> {
+        if let Some(partitions) = self.topic_partitions(topic) {
+            return Some(TopicReadTarget {
+                partitions,
                 view: None,
             });
         }
         let view = self.view(topic)?;
-        let p = self.get(&view.source, partition)?;
-        Some(ReadTarget {
-            partition: p,
+        Some(TopicReadTarget {
+            partitions: self.topic_partitions(&view.source)?,
             view: Some(view),
         })
     }
@@ -242,7 +274,7 @@ impl ReplicaManager {
             if !keep {
                 let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
                 if let Some(t) = map.get_mut(&p.topic) {
-                    t.remove(&p.index);
+                    Arc::make_mut(t).remove(&p.index);
                     if t.is_empty() {
                         map.remove(&p.topic);
                     }
@@ -343,12 +375,8 @@ impl ReplicaManager {
                     summaries: SummaryCache::default(),
                     has_views: AtomicBool::new(false),
                 });
-                self.partitions
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(topic.name.clone())
-                    .or_default()
-                    .insert(pm.partition, p);
+                let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+                Arc::make_mut(map.entry(topic.name.clone()).or_default()).insert(pm.partition, p);
             }
         }
         let sources: HashSet<&str> = views.values().map(|v| v.source.as_str()).collect();

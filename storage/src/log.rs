@@ -34,7 +34,6 @@ pub struct ReadResult {
     pub slice: Option<FileSlice>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub log_end_offset: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -556,19 +555,21 @@ impl PartitionLog {
     /// not fit otherwise. Like Kafka, the slice may end inside a later batch; clients drop
     /// a partial trailing batch.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult> {
-        let log_end = self.log_end_offset();
-        if offset < self.log_start_offset || offset > log_end {
+        debug_assert!(self.high_watermark <= self.log_end_offset());
+        // The log end is only needed past the high watermark: finding it walks the
+        // segment map, cache misses a Fetch of thousands of partitions pays for each.
+        let past_end = offset > self.high_watermark && offset > self.log_end_offset();
+        if offset < self.log_start_offset || past_end {
             return Err(Error::OffsetOutOfRange {
                 offset,
                 log_start: self.log_start_offset,
-                log_end,
+                log_end: self.log_end_offset(),
             });
         }
         let mut result = ReadResult {
             slice: None,
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
-            log_end_offset: log_end,
         };
         if offset >= self.high_watermark || (max_bytes == 0 && !min_one_batch) {
             return Ok(result);

@@ -169,29 +169,28 @@ fn put_partition<R: RegionLen>(
     let records_len: usize = p.records.iter().map(chunk_len).sum();
     let mut data = p.data;
     data.records = None;
-    let mut enc = BytesMut::with_capacity(64);
-    data.encode(&mut enc, version).map_err(|e| e.to_string())?;
+    // Encoded straight into the response's bytes (a response may name 10,000 partitions).
+    let enc = &mut out.cur;
+    let start = enc.len();
+    data.encode(enc, version).map_err(|e| e.to_string())?;
+    let n = enc.len();
     if version >= 12 {
         // `records = None` encodes as a compact null (0x00) followed by the tagged fields.
         // Only the empty tag section (0x00) is supported when splicing: partitions that
         // carry records never carry tagged fields.
-        let n = enc.len();
-        if n < 2 || enc[n - 2] != 0 || enc[n - 1] != 0 {
+        if n - start < 2 || enc[n - 2] != 0 || enc[n - 1] != 0 {
             return Err("partition with records must not carry tagged fields".into());
         }
         enc.truncate(n - 2);
-        put_uvarint(&mut enc, records_len as u32 + 1);
-        out.push(Chunk::Bytes(enc.freeze()));
+        put_uvarint(enc, records_len as u32 + 1);
         for c in p.records {
             out.push(c);
         }
         out.cur.put_u8(0);
     } else {
-        let n = enc.len();
         debug_assert_eq!(&enc[n - 4..], &[0xff, 0xff, 0xff, 0xff]);
         enc.truncate(n - 4);
         enc.put_i32(records_len as i32);
-        out.push(Chunk::Bytes(enc.freeze()));
         for c in p.records {
             out.push(c);
         }

@@ -22,7 +22,7 @@ use crate::dispatch::{Reply, RequestContext, SendRegion};
 use crate::error_code;
 use crate::fetch_session::{Requested, Sent};
 use crate::metrics::Metrics;
-use crate::partitions::Partition;
+use crate::partitions::{Partition, TopicReadTarget};
 use crate::view::read::{read_view, FilteredRead};
 use crate::view::View;
 use sluice_raft::TopicMeta;
@@ -40,11 +40,24 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
-    part: Option<Arc<Partition>>,
-    /// Set when the topic is a view: `part` is its source's partition.
-    view: Option<Arc<View>>,
+    /// The topic's partitions to read from (a view's: its source's), shared by the
+    /// topic's entries: a request naming thousands of partitions then writes no
+    /// reference count of each, whose cache lines are cold by the time it is dropped.
+    target: Option<Arc<TopicReadTarget>>,
     /// Error to report without reading (unknown topic, ...).
     error: Option<E>,
+}
+
+impl Wanted {
+    /// The partition to read (`None` with `error` set).
+    fn part(&self) -> Option<&Arc<Partition>> {
+        self.target.as_ref()?.partitions.get(&self.partition)
+    }
+
+    /// The view being read, when the topic is one: `part` is then its source's.
+    fn view(&self) -> Option<&Arc<View>> {
+        self.target.as_ref()?.view.as_ref()
+    }
 }
 
 pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> Reply {
@@ -82,7 +95,7 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
             // between the read above and the subscription still counts.
             let subscribed: Vec<_> = wanted
                 .iter()
-                .filter_map(|w| w.part.as_ref().map(|p| p.watch_hw()))
+                .filter_map(|w| w.part().map(|p| p.watch_hw()))
                 .collect();
             if subscribed.is_empty() {
                 break read;
@@ -117,16 +130,20 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
         if !included {
             continue;
         }
-        let i = *topic_index
-            .entry((w.topic_id, w.topic.clone()))
-            .or_insert_with(|| {
-                topics.push(FetchTopic {
-                    name: w.topic,
-                    topic_id: w.topic_id,
-                    partitions: Vec::new(),
-                });
-                topics.len() - 1
-            });
+        // Usually the same topic as the partition before: no hashing then.
+        let i = match topics.last() {
+            Some(t) if t.topic_id == w.topic_id && t.name == w.topic => topics.len() - 1,
+            _ => *topic_index
+                .entry((w.topic_id, w.topic.clone()))
+                .or_insert_with(|| {
+                    topics.push(FetchTopic {
+                        name: w.topic,
+                        topic_id: w.topic_id,
+                        partitions: Vec::new(),
+                    });
+                    topics.len() - 1
+                }),
+        };
         topics[i].partitions.push(p);
     }
     encode(ctx, FetchTop { session_id, ..top }, topics)
@@ -142,14 +159,14 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
         E::UnknownTopicOrPartition
     };
     // Partitions of a topic come together: look each topic up once per run.
-    let mut last: Option<(&Requested, Option<&TopicMeta>, TopicName)> = None;
+    let mut last: Option<(&Requested, Option<Arc<TopicReadTarget>>, TopicName)> = None;
     let mut out = Vec::with_capacity(requested.len());
     for r in requested {
         let same = last
             .as_ref()
             .is_some_and(|(l, _, _)| l.topic_id == r.topic_id && l.topic == r.topic);
         if !same {
-            let meta = if version >= 13 {
+            let meta: Option<&TopicMeta> = if version >= 13 {
                 image.topic_by_id(&r.topic_id)
             } else {
                 image.topic(r.topic.0.as_str())
@@ -157,10 +174,13 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
             let name = meta
                 .map(|m| TopicName(str_bytes(m.name.clone())))
                 .unwrap_or_else(|| r.topic.clone());
-            last = Some((r, meta, name));
+            let target = meta.and_then(|m| b.replicas.topic_for_read(&m.name));
+            last = Some((r, target.map(Arc::new), name));
         }
-        let (_, meta, name) = last.as_ref().expect("set above");
-        let target = meta.and_then(|m| b.replicas.get_for_read(&m.name, r.partition));
+        let (_, target, name) = last.as_ref().expect("set above");
+        let target = target
+            .as_ref()
+            .filter(|t| t.partitions.contains_key(&r.partition));
         out.push(Wanted {
             topic: name.clone(),
             topic_id: r.topic_id,
@@ -169,8 +189,7 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
             partition_max_bytes: r.partition_max_bytes,
             current_leader_epoch: r.current_leader_epoch,
             error: target.is_none().then_some(unknown),
-            part: target.as_ref().map(|t| t.partition.clone()),
-            view: target.and_then(|t| t.view),
+            target: target.cloned(),
         });
     }
     out
@@ -250,7 +269,7 @@ fn read_all(
         };
         let mut records = Vec::new();
         let error = w.error.or_else(|| {
-            let part = w.part.as_ref().expect("resolved partition");
+            let part = w.part().expect("resolved partition");
             if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
                 return Some(e);
             }
@@ -287,7 +306,7 @@ fn read_all(
                     data.high_watermark = r.high_watermark;
                     data.last_stable_offset = r.high_watermark;
                     data.log_start_offset = r.log_start_offset;
-                    let filter = w.view.as_ref().map(|v| &v.filter);
+                    let filter = w.view().map(|v| &v.filter);
                     match (r.slice, filter) {
                         (None, _) => None,
                         (Some(slice), Some(f)) if !f.matches_all() => {
