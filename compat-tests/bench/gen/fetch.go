@@ -188,24 +188,60 @@ func (s *fetchSession) answered(code int16, id int32) error {
 }
 
 // countingReader reads a Fetch response (v12, flexible) field by field and keeps
-// track of how much of it is left.
+// track of how much of it is left. Fields are read into one scratch buffer, not
+// allocated: a response naming 10,000 partitions has some 100,000 of them.
 type countingReader struct {
-	r    *bufio.Reader
-	left int
-	err  error
+	r       *bufio.Reader
+	left    int
+	err     error
+	scratch [batchHeaderBytes]byte
 }
 
+const batchHeaderBytes = 61
+
+// bytes reads a fixed-size field of at most batchHeaderBytes; the slice is valid until
+// the next read.
 func (c *countingReader) bytes(n int) []byte {
+	b := c.scratch[:n]
+	clear(b)
 	if c.err != nil {
-		return make([]byte, n)
+		return b
 	}
 	if n > c.left {
 		c.err = fmt.Errorf("response field of %d bytes overruns the %d left", n, c.left)
-		return make([]byte, n)
+		return b
+	}
+	_, c.err = io.ReadFull(c.r, b)
+	c.left -= n
+	return b
+}
+
+// str reads a string field of n bytes.
+func (c *countingReader) str(n int) string {
+	if c.err != nil {
+		return ""
+	}
+	if n < 0 || n > c.left {
+		c.err = fmt.Errorf("response string of %d bytes overruns the %d left", n, c.left)
+		return ""
 	}
 	b := make([]byte, n)
 	_, c.err = io.ReadFull(c.r, b)
 	c.left -= n
+	return string(b)
+}
+
+func (c *countingReader) byte1() byte {
+	if c.err != nil {
+		return 0
+	}
+	if c.left < 1 {
+		c.err = fmt.Errorf("response field overruns its end")
+		return 0
+	}
+	b, err := c.r.ReadByte()
+	c.err = err
+	c.left--
 	return b
 }
 
@@ -228,7 +264,7 @@ func (c *countingReader) i64() int64 { return int64(binary.BigEndian.Uint64(c.by
 func (c *countingReader) uvarint() int {
 	var v uint64
 	for shift := 0; shift < 35 && c.err == nil; shift += 7 {
-		b := c.bytes(1)[0]
+		b := c.byte1()
 		v |= uint64(b&0x7f) << shift
 		if b < 0x80 {
 			return int(v)
@@ -267,9 +303,11 @@ func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]
 		return err
 	}
 	for topics := c.uvarint() - 1; topics > 0 && c.err == nil; topics-- {
-		topic := string(c.bytes(c.uvarint() - 1))
+		topic := c.str(c.uvarint() - 1)
+		offsets := next[topic]
 		for parts := c.uvarint() - 1; parts > 0 && c.err == nil; parts-- {
 			partition := c.i32()
+			following := offsets[partition]
 			if code := c.i16(); code != 0 && c.err == nil {
 				return fmt.Errorf("%s-%d: %v", topic, partition, kerr.ErrorForCode(code))
 			}
@@ -280,25 +318,26 @@ func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]
 			}
 			c.i32() // preferred read replica
 			records := c.uvarint() - 1
-			for records >= 61 && c.err == nil {
-				h := c.bytes(61)
+			for records >= batchHeaderBytes && c.err == nil {
+				h := c.bytes(batchHeaderBytes)
 				total := int(int32(binary.BigEndian.Uint32(h[8:]))) + 12
 				if total > records {
-					c.skip(records - 61)
+					c.skip(records - batchHeaderBytes)
 					records = 0
 					break
 				}
-				c.skip(total - 61)
-				records -= total
 				after := int64(binary.BigEndian.Uint64(h[0:])) + int64(int32(binary.BigEndian.Uint32(h[23:]))) + 1
-				if after > next[topic][partition] {
-					next[topic][partition] = after
-				}
 				res.Records += int64(int32(binary.BigEndian.Uint32(h[57:])))
+				c.skip(total - batchHeaderBytes)
+				records -= total
+				following = max(following, after)
 				res.Bytes += int64(total)
 			}
 			if records > 0 {
 				c.skip(records)
+			}
+			if offsets != nil && following > offsets[partition] {
+				offsets[partition] = following
 			}
 			c.tags()
 		}
