@@ -60,7 +60,6 @@ func runConsume(args []string) (any, error) {
 	groupPrefix := fs.String("group-prefix", "bench-", "consumer group name prefix (group i is PREFIXi)")
 	timeout := fs.Duration("timeout", 120*time.Second, "fail if a client has not read --records by then")
 	fetchMax := fs.Int("fetch-max-bytes", 50*mib, "fetch.max.bytes per fetch request")
-	partitionMax := fs.Int("partition-max-bytes", mib, "max.partition.fetch.bytes (Java consumer default 1 MiB)")
 	filterTag := fs.String("filter-tag", "", "count the records whose mq.tag is this as useful (a client-side filter), and the bytes on the wire")
 	fs.Parse(args)
 
@@ -75,8 +74,7 @@ func runConsume(args []string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	common := []kgo.Opt{seed, logOpt(), kgo.FetchMaxBytes(int32(*fetchMax)),
-		kgo.FetchMaxPartitionBytes(int32(*partitionMax))}
+	common := []kgo.Opt{seed, logOpt(), kgo.FetchMaxBytes(int32(*fetchMax))}
 	// A response may be as large as fetch.max.bytes plus framing; franz-go
 	// rejects responses above BrokerMaxReadBytes (default 100 MiB).
 	if *fetchMax+mib > 100*mib {
