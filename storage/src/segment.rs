@@ -284,46 +284,6 @@ impl Segment {
         Ok(None)
     }
 
-    /// Where a read starting at the batch at `from` must end so that it holds only whole
-    /// batches and no more than `limit - from` bytes: the end of the last batch that
-    /// ends at or before `limit` (`from` itself when none does).
-    ///
-    /// Kafka sends the bytes up to the limit, and the consumer drops the batch cut at
-    /// the end, then fetches it again: with batches near the partition limit that is up
-    /// to half of what goes on the wire. The walk starts at the last indexed batch at or
-    /// before `limit`, so it reads the headers of at most `index.interval.bytes` of
-    /// batches after it, usually with one or two reads.
-    pub fn whole_batches_end(&self, from: u64, limit: u64) -> io::Result<u64> {
-        const WINDOW: usize = 4096 + HEADER_BYTES;
-        // A batch's total size is its length field (bytes 8..12) plus those 12 bytes.
-        const LENGTH_END: usize = 12;
-        debug_assert!(from <= limit && limit <= self.size);
-        let (_, indexed) = self
-            .offset_index
-            .lookup_position(limit.min(u32::MAX as u64) as u32);
-        let mut pos = from.max(indexed as u64);
-        let mut buf = [0u8; WINDOW];
-        loop {
-            let want = ((limit - pos) as usize).min(WINDOW);
-            if want < HEADER_BYTES {
-                return Ok(pos);
-            }
-            self.file.read_exact_at(&mut buf[..want], pos)?;
-            let mut at = 0;
-            while at + LENGTH_END <= want {
-                let length = i32::from_be_bytes(buf[at + 8..at + 12].try_into().expect("4 bytes"));
-                let total = LENGTH_END as u64 + length.max(0) as u64;
-                if total < HEADER_BYTES as u64 || pos + at as u64 + total > limit {
-                    // The batch does not fit (a length this short is damage, which the
-                    // client's CRC check reports; it is not stepped over here).
-                    return Ok(pos + at as u64);
-                }
-                at += total as usize;
-            }
-            pos += at as u64;
-        }
-    }
-
     /// Reads `len` bytes at `position` into memory (for record-level lookups).
     pub fn read_bytes(&self, position: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut b = vec![0u8; len];
