@@ -68,11 +68,13 @@ def perf_produce(bootstrap, topic, records, size, acks, extra_props=(), timeout=
     }
 
 
-def perf_consume(bootstrap, topic, records, group, timeout=900):
-    """kafka-consumer-perf-test; fetch.MB.sec leaves out the group join, as it should."""
+def perf_consume(bootstrap, topic, records, group, partition_max_bytes=1 << 20, timeout=900):
+    """kafka-consumer-perf-test; fetch.MB.sec leaves out the group join, as it should.
+    Its --fetch-size is max.partition.fetch.bytes."""
     out = _run([os.path.join(KAFKA_DIST, "bin", "kafka-consumer-perf-test"),
                 "--bootstrap-server", bootstrap, "--topic", topic,
-                "--messages", str(records), "--group", group, "--timeout", "60000"],
+                "--messages", str(records), "--group", group, "--timeout", "60000",
+                "--fetch-size", str(partition_max_bytes)],
                timeout, _tool_env())
     lines = [line for line in out.splitlines() if line.strip()]
     header = [h.strip() for h in lines[-2].split(",")]

@@ -228,6 +228,14 @@ impl OffsetIndex {
             .map(|i| self.get(i))
             .unwrap_or((0, 0))
     }
+    /// The greatest entry whose position is at most `position`, or the segment start.
+    /// (Positions grow with offsets, so the entries are sorted by either.)
+    pub fn lookup_position(&self, position: u32) -> (u32, u32) {
+        self.0
+            .floor(position, |e| u32_at(e, 4))
+            .map(|i| self.get(i))
+            .unwrap_or((0, 0))
+    }
 }
 
 /// `.timeindex`: maps timestamps to offsets (relative to the segment's base).
@@ -282,6 +290,10 @@ mod tests {
         assert_eq!(idx.lookup(10), (10, 100));
         assert_eq!(idx.lookup(15), (10, 100));
         assert_eq!(idx.lookup(1_000_000), (199_990, 1_999_900));
+        assert_eq!(idx.lookup_position(99), (0, 0));
+        assert_eq!(idx.lookup_position(100), (10, 100));
+        assert_eq!(idx.lookup_position(1_050), (100, 1_000));
+        assert_eq!(idx.lookup_position(u32::MAX), (199_990, 1_999_900));
         let (file, len) = idx.0.seal().unwrap();
         assert!(
             !idx.append(300_000, 0).unwrap(),

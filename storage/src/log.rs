@@ -600,6 +600,17 @@ impl PartitionLog {
                 } else {
                     0
                 };
+            } else if len < available {
+                // Whole batches only: a batch cut at the end would be sent, dropped by
+                // the client and sent again by the next read.
+                let limit = found.position + len as u64;
+                if let Some(whole) = seg
+                    .whole_batches_end(found.position, limit)
+                    .during("reading")?
+                {
+                    len = (whole - found.position) as usize;
+                    debug_assert!(len >= found.header.total_bytes());
+                }
             }
             if len > 0 {
                 result.slice = Some(FileSlice {

@@ -60,6 +60,7 @@ func runConsume(args []string) (any, error) {
 	groupPrefix := fs.String("group-prefix", "bench-", "consumer group name prefix (group i is PREFIXi)")
 	timeout := fs.Duration("timeout", 120*time.Second, "fail if a client has not read --records by then")
 	fetchMax := fs.Int("fetch-max-bytes", 50*mib, "fetch.max.bytes per fetch request")
+	partitionMax := fs.Int("partition-max-bytes", mib, "max.partition.fetch.bytes (Java consumer default 1 MiB)")
 	filterTag := fs.String("filter-tag", "", "count the records whose mq.tag is this as useful (a client-side filter), and the bytes on the wire")
 	fs.Parse(args)
 
@@ -74,7 +75,8 @@ func runConsume(args []string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	common := []kgo.Opt{seed, logOpt(), kgo.FetchMaxBytes(int32(*fetchMax))}
+	common := []kgo.Opt{seed, logOpt(), kgo.FetchMaxBytes(int32(*fetchMax)),
+		kgo.FetchMaxPartitionBytes(int32(*partitionMax))}
 	// A response may be as large as fetch.max.bytes plus framing; franz-go
 	// rejects responses above BrokerMaxReadBytes (default 100 MiB).
 	if *fetchMax+mib > 100*mib {

@@ -101,13 +101,83 @@ fn max_bytes_and_min_one_batch() {
         "no partial first batch"
     );
     assert_eq!(
-        log.read(0, b.len() + 10, false).unwrap().slice.unwrap().len,
-        b.len() + 10
+        log.read(0, b.len() * 2 - 1, false)
+            .unwrap()
+            .slice
+            .unwrap()
+            .len,
+        b.len(),
+        "no partial batch at the end"
+    );
+    assert_eq!(
+        log.read(0, b.len() * 2, true).unwrap().slice.unwrap().len,
+        b.len() * 2
     );
     assert_eq!(
         log.read(1, 1 << 20, true).unwrap().slice.unwrap().len,
         b.len() * 3
     );
+}
+
+/// Every read ends on a batch boundary and holds as many whole batches as fit, checked
+/// against a walk of the batch sizes for many starts and limits, with batches from 70
+/// bytes to over two index intervals and both a small and the default interval.
+#[test]
+fn reads_hold_whole_batches_only() {
+    for interval in [64, 4096] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            index_interval_bytes: interval,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let mut sizes = Vec::new();
+        for i in 0..300usize {
+            let b = batch(i as i64, &[&vec![b'x'; (i * 7919) % 9000]]);
+            sizes.push(b.len());
+            append(&mut log, &b, 0, 0).unwrap();
+        }
+        for start in (0..300).step_by(7) {
+            for max in [1, 61, 100, 1000, 4097, 10_000, 50_000, 1 << 20] {
+                let mut expected = 0;
+                for s in &sizes[start..] {
+                    if expected + s > max {
+                        break;
+                    }
+                    expected += s;
+                }
+                let got = log.read(start as i64, max, false).unwrap().slice;
+                assert_eq!(
+                    got.map_or(0, |s| s.len),
+                    expected,
+                    "start {start}, max {max}, interval {interval}"
+                );
+            }
+        }
+    }
+}
+
+/// The end of a read is found only from the page cache: when the bytes there are not
+/// cached the read keeps its cut batch rather than wait for the disk under the lock; once
+/// they are, it ends on a batch boundary.
+#[test]
+fn whole_batch_end_is_found_only_in_the_page_cache() {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+    let b = batch(1, &[&[7u8; 9000]]);
+    for _ in 0..300 {
+        append(&mut log, &b, 0, 0).unwrap();
+    }
+    let file = log.read(0, 1 << 20, false).unwrap().slice.unwrap().file;
+    file.sync_all().unwrap();
+    posix_fadvise(&*file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    let cold = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
+    assert_eq!(cold, 1 << 20, "not cached: the cut batch is kept");
+    let mut all = vec![0u8; b.len() * 300];
+    file.read_exact_at(&mut all, 0).unwrap();
+    let warm = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
+    assert_eq!(warm, (1 << 20) / b.len() * b.len(), "cached: whole batches only");
 }
 
 #[test]
