@@ -177,7 +177,11 @@ fn whole_batch_end_is_found_only_in_the_page_cache() {
     let mut all = vec![0u8; b.len() * 300];
     file.read_exact_at(&mut all, 0).unwrap();
     let warm = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
-    assert_eq!(warm, (1 << 20) / b.len() * b.len(), "cached: whole batches only");
+    assert_eq!(
+        warm,
+        (1 << 20) / b.len() * b.len(),
+        "cached: whole batches only"
+    );
 }
 
 #[test]
