@@ -99,7 +99,7 @@ impl Broker {
         }
         let replicas = ReplicaManager::new(&data_dir, node_id, config.log_defaults.clone());
         replicas.clean_deleted_dirs();
-        replicas.sync(&metadata.image())?;
+        replicas.sync_to_latest(|| metadata.image())?;
         let groups = GroupCoordinator::open(&data_dir.join("__consumer_offsets-0"), &config)?;
         let metrics = Arc::new(Metrics::default());
         let producer_ids = ProducerIdManager::default();
@@ -153,8 +153,8 @@ impl Broker {
         let mut images = self.metadata.subscribe();
         tokio::spawn(async move {
             while images.changed().await.is_ok() {
-                let image = images.borrow_and_update().clone();
-                if let Err(e) = b.replicas.sync(&image) {
+                images.borrow_and_update();
+                if let Err(e) = b.replicas.sync_to_latest(|| b.image()) {
                     tracing::error!(error = %e, "applying metadata to hosted partitions failed");
                 }
             }

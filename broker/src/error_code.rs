@@ -60,3 +60,54 @@ pub fn quorum(e: &sluice_raft::Error) -> E {
         _ => E::UnknownServerError,
     }
 }
+
+/// The error for a partition this broker does not host, as Kafka's
+/// `ReplicaManager.getPartitionOrError` gives it. A partition the metadata has is led
+/// elsewhere or not opened here yet (a topic created a moment ago): the client refreshes
+/// its metadata and retries. One the metadata does not have is unknown.
+pub fn unhosted_partition(image: &sluice_raft::MetadataImage, topic: &str, partition: i32) -> E {
+    // A view's partitions are its source's.
+    let meta = image
+        .topic(topic)
+        .and_then(|t| match crate::view::source_of(t) {
+            Some(source) => image.topic(source),
+            None => Some(t),
+        });
+    let known =
+        meta.is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()));
+    if known {
+        E::NotLeaderOrFollower
+    } else {
+        E::UnknownTopicOrPartition
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::test_images;
+
+    #[test]
+    fn unhosted_partitions_of_known_topics_are_retriable() {
+        let view = BTreeMap::from([(crate::view::SOURCE_CONFIG.to_owned(), "t".to_owned())]);
+        let image = test_images::one_broker();
+        let image = test_images::with_topic(&image, "t", 1, 2, BTreeMap::new());
+        let image = test_images::with_topic(&image, "v", 2, 2, view);
+        for (topic, partition, expected) in [
+            ("t", 0, E::NotLeaderOrFollower),
+            ("t", 1, E::NotLeaderOrFollower),
+            ("t", 2, E::UnknownTopicOrPartition),
+            ("t", -1, E::UnknownTopicOrPartition),
+            ("v", 1, E::NotLeaderOrFollower),
+            ("nope", 0, E::UnknownTopicOrPartition),
+        ] {
+            assert_eq!(
+                unhosted_partition(&image, topic, partition),
+                expected,
+                "{topic}-{partition}"
+            );
+        }
+    }
+}

@@ -25,5 +25,7 @@ pub mod metrics;
 pub mod partitions;
 pub mod producer_ids;
 pub mod server;
+#[cfg(test)]
+mod test_images;
 pub mod topics;
 pub mod view;

@@ -259,11 +259,32 @@ impl ReplicaManager {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Brings the hosted partitions in line with the metadata image: opens logs for
-    /// partitions led here, applies config changes, deletes partitions of topics that
-    /// are gone (or were re-created with a new id).
+    /// Brings the hosted partitions in line with the newest metadata image: opens logs
+    /// for partitions led here, applies config changes, deletes partitions of topics
+    /// that are gone (or were re-created with a new id).
+    ///
+    /// The image is read only once the sync lock is held. Syncs run from several tasks
+    /// (a CreateTopics handler, the task following the metadata log); one that read its
+    /// image before another applied a newer one would otherwise go back in time, and
+    /// delete the partitions of a topic created in between, with whatever was written
+    /// to them.
+    pub fn sync_to_latest(
+        &self,
+        latest: impl FnOnce() -> Arc<MetadataImage>,
+    ) -> Result<(), sluice_storage::Error> {
+        let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply_image(&latest())
+    }
+
+    /// [`Self::sync_to_latest`] with a given image, for tests that build their own.
+    #[cfg(test)]
     pub fn sync(&self, image: &MetadataImage) -> Result<(), sluice_storage::Error> {
         let _serial = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply_image(image)
+    }
+
+    /// Applies `image`; the caller holds the sync lock.
+    fn apply_image(&self, image: &MetadataImage) -> Result<(), sluice_storage::Error> {
         let current: Vec<Arc<Partition>> = self.all();
         // Drop what the image no longer has: renamed away now, removed in the background.
         let mut renamed: Vec<(Arc<Partition>, PathBuf)> = Vec::new();
@@ -425,6 +446,57 @@ impl ReplicaManager {
             if let Err(e) = log.flush(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_images;
+
+    /// Two tasks sync while topics are created. A sync that applied an image older than
+    /// one already applied would delete the newest topic's partition (and open an empty
+    /// one in its place on the next sync): every partition must stay the one first opened.
+    #[test]
+    fn concurrent_syncs_never_go_back_to_an_older_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let replicas = Arc::new(ReplicaManager::new(dir.path(), 1, BTreeMap::new()));
+        let latest = Arc::new(Mutex::new(Arc::new(test_images::one_broker())));
+        let current = {
+            let latest = latest.clone();
+            move || latest.lock().unwrap().clone()
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let followers: Vec<_> = (0..2)
+            .map(|_| {
+                let (replicas, current, stop) = (replicas.clone(), current.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        replicas.sync_to_latest(current.clone()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut opened = Vec::new();
+        for i in 0..40u128 {
+            let name = format!("t{i}");
+            let next = test_images::with_topic(&current(), &name, i + 1, 1, BTreeMap::new());
+            *latest.lock().unwrap() = Arc::new(next);
+            replicas.sync_to_latest(current.clone()).unwrap();
+            opened.push(replicas.get(&name, 0).expect("hosted once synced"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for f in followers {
+            f.join().unwrap();
+        }
+        for p in &opened {
+            let now = replicas.get(&p.topic, 0).expect("still hosted");
+            assert!(
+                Arc::ptr_eq(p, &now),
+                "{} was deleted and re-opened",
+                p.topic
+            );
         }
     }
 }

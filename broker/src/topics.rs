@@ -207,7 +207,7 @@ async fn propose_create(
         Ok(CommandOutcome::TopicCreated { id }) => {
             // Host the new partitions before answering, so the client can use them at once.
             b.replicas
-                .sync(&b.image())
+                .sync_to_latest(|| b.image())
                 .map_err(|e| Refusal::new(error_code::storage(&e), e.to_string()))?;
             tracing::info!(
                 topic = name,
@@ -236,7 +236,7 @@ pub async fn propose_simple(b: &Broker, cmd: MetadataCommand) -> Result<(), Refu
         }
         Ok(_) => b
             .replicas
-            .sync(&b.image())
+            .sync_to_latest(|| b.image())
             .map_err(|e| Refusal::new(error_code::storage(&e), e.to_string())),
         Err(e) => Err(Refusal::new(error_code::quorum(&e), e.to_string())),
     }

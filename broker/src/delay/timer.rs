@@ -562,7 +562,8 @@ mod tests {
 mod recovery_tests {
     use super::*;
     use crate::delay::{DELAY_MS, DELIVER_AT};
-    use sluice_raft::{MetadataCommand, MetadataImage};
+    use crate::test_images;
+    use sluice_raft::MetadataImage;
     use sluice_storage::batch::{split_built, HEADER_BYTES};
     use sluice_storage::record::records;
 
@@ -578,23 +579,12 @@ mod recovery_tests {
 
     /// A one-broker image with these one-partition topics (ids 1, 2, ...).
     fn image_with(topics: &[&str]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        image.apply(&MetadataCommand::RegisterBroker {
-            node_id: 1,
-            host: "h".into(),
-            port: 1,
-            rack: None,
-        });
-        for (i, name) in topics.iter().enumerate() {
-            image.apply(&MetadataCommand::CreateTopic {
-                name: (*name).into(),
-                id: Uuid::from_u128(i as u128 + 1),
-                partitions: 1,
-                replication_factor: 1,
-                configs: Default::default(),
-            });
-        }
-        image
+        topics
+            .iter()
+            .enumerate()
+            .fold(test_images::one_broker(), |image, (i, name)| {
+                test_images::with_topic(&image, name, i as u128 + 1, 1, Default::default())
+            })
     }
 
     fn delayed(n: usize, due_ms: i64) -> Vec<Delayed> {

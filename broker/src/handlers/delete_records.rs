@@ -1,7 +1,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -30,7 +29,14 @@ pub fn handle(
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
                     match b.replicas.get(t.name.0.as_str(), p.partition_index) {
-                        None => r.error_code = E::UnknownTopicOrPartition.code(),
+                        None => {
+                            r.error_code = error_code::unhosted_partition(
+                                &b.image(),
+                                &t.name.0,
+                                p.partition_index,
+                            )
+                            .code()
+                        }
                         Some(part) => match part.lock().delete_records_before(p.offset) {
                             Ok(low) => r.low_watermark = low,
                             Err(e) => r.error_code = error_code::storage(&e).code(),

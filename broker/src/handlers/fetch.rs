@@ -159,12 +159,18 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
         E::UnknownTopicOrPartition
     };
     // Partitions of a topic come together: look each topic up once per run.
-    let mut last: Option<(&Requested, Option<Arc<TopicReadTarget>>, TopicName)> = None;
+    struct Run<'a> {
+        first: &'a Requested,
+        meta: Option<&'a TopicMeta>,
+        target: Option<Arc<TopicReadTarget>>,
+        name: TopicName,
+    }
+    let mut last: Option<Run> = None;
     let mut out = Vec::with_capacity(requested.len());
     for r in requested {
         let same = last
             .as_ref()
-            .is_some_and(|(l, _, _)| l.topic_id == r.topic_id && l.topic == r.topic);
+            .is_some_and(|l| l.first.topic_id == r.topic_id && l.first.topic == r.topic);
         if !same {
             let meta: Option<&TopicMeta> = if version >= 13 {
                 image.topic_by_id(&r.topic_id)
@@ -175,9 +181,16 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
                 .map(|m| TopicName(str_bytes(m.name.clone())))
                 .unwrap_or_else(|| r.topic.clone());
             let target = meta.and_then(|m| b.replicas.topic_for_read(&m.name));
-            last = Some((r, target.map(Arc::new), name));
+            last = Some(Run {
+                first: r,
+                meta,
+                target: target.map(Arc::new),
+                name,
+            });
         }
-        let (_, target, name) = last.as_ref().expect("set above");
+        let Run {
+            meta, target, name, ..
+        } = last.as_ref().expect("set above");
         let target = target
             .as_ref()
             .filter(|t| t.partitions.contains_key(&r.partition));
@@ -188,7 +201,13 @@ fn resolve(b: &Broker, version: i16, requested: &[Requested]) -> Vec<Wanted> {
             fetch_offset: r.fetch_offset,
             partition_max_bytes: r.partition_max_bytes,
             current_leader_epoch: r.current_leader_epoch,
-            error: target.is_none().then_some(unknown),
+            error: match (meta, target) {
+                (_, Some(_)) => None,
+                (None, None) => Some(unknown),
+                (Some(m), None) => {
+                    Some(error_code::unhosted_partition(&image, &m.name, r.partition))
+                }
+            },
             target: target.cloned(),
         });
     }

@@ -42,7 +42,12 @@ pub fn handle(
                         .get_for_read(t.name.0.as_str(), p.partition_index)
                         .map(|t| t.partition)
                     else {
-                        r.error_code = E::UnknownTopicOrPartition.code();
+                        r.error_code = error_code::unhosted_partition(
+                            &b.image(),
+                            &t.name.0,
+                            p.partition_index,
+                        )
+                        .code();
                         return r;
                     };
                     let epoch = match part.check_leader_epoch(p.current_leader_epoch) {

@@ -1,7 +1,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -9,6 +8,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
+use crate::error_code;
 
 pub const VERSIONS: RangeInclusive<i16> = 2..=4;
 
@@ -35,7 +35,9 @@ pub fn handle(
                         .get_for_read(t.topic.0.as_str(), p.partition)
                         .map(|t| t.partition)
                     else {
-                        r.error_code = E::UnknownTopicOrPartition.code();
+                        r.error_code =
+                            error_code::unhosted_partition(&b.image(), &t.topic.0, p.partition)
+                                .code();
                         return r;
                     };
                     if let Err(e) = part.check_leader_epoch(p.current_leader_epoch) {

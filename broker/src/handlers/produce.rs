@@ -77,7 +77,8 @@ fn append(
                 .with_error_code(refusal.error.code())
                 .with_error_message(Some(str_bytes(refusal.message)));
         }
-        return r.with_error_code(E::UnknownTopicOrPartition.code());
+        return r
+            .with_error_code(error_code::unhosted_partition(&b.image(), topic, partition).code());
     };
     let Some(records) = records else {
         return r.with_error_code(E::CorruptMessage.code());
