@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{FetchRequest, TopicName};
-use sluice_wire::fetch::{encode_fetch_response, Chunk, FetchPartition, FetchTop, FetchTopic};
+use sluice_wire::fetch::{
+    encode_fetch_response, Chunk, FetchPartition, FetchTop, FetchTopic, PartitionHead,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -114,10 +115,10 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
         .partitions
         .iter()
         .map(|p| Sent {
-            high_watermark: p.data.high_watermark,
-            last_stable_offset: p.data.last_stable_offset,
-            log_start_offset: p.data.log_start_offset,
-            error_code: p.data.error_code,
+            high_watermark: p.head.high_watermark,
+            last_stable_offset: p.head.last_stable_offset,
+            log_start_offset: p.head.log_start_offset,
+            error_code: p.head.error_code,
             has_records: !p.records.is_empty(),
         })
         .collect();
@@ -275,17 +276,8 @@ fn read_all(
         any_error: false,
     };
     for w in wanted {
-        let mut data = PartitionData::default()
-            .with_partition_index(w.partition)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1);
         // Aborted transactions are listed only for read_committed; there are none.
-        data.aborted_transactions = if isolation_level == READ_COMMITTED {
-            Some(Vec::new())
-        } else {
-            None
-        };
+        let mut head = PartitionHead::new(w.partition, isolation_level == READ_COMMITTED);
         let mut records = Vec::new();
         let error = w.error.or_else(|| {
             let part = w.part().expect("resolved partition");
@@ -304,9 +296,9 @@ fn read_all(
             let read = {
                 let log = part.lock();
                 log.read(w.fetch_offset, budget, min_one).map_err(|e| {
-                    data.high_watermark = log.high_watermark();
-                    data.last_stable_offset = log.high_watermark();
-                    data.log_start_offset = log.log_start_offset();
+                    head.high_watermark = log.high_watermark();
+                    head.last_stable_offset = log.high_watermark();
+                    head.log_start_offset = log.log_start_offset();
                     error_code::storage(&e)
                 })
             };
@@ -322,9 +314,9 @@ fn read_all(
                         // a batch larger than the partition's own limit).
                         misses += 1;
                     }
-                    data.high_watermark = r.high_watermark;
-                    data.last_stable_offset = r.high_watermark;
-                    data.log_start_offset = r.log_start_offset;
+                    head.high_watermark = r.high_watermark;
+                    head.last_stable_offset = r.high_watermark;
+                    head.log_start_offset = r.log_start_offset;
                     let filter = w.view().map(|v| &v.filter);
                     match (r.slice, filter) {
                         (None, _) => None,
@@ -360,10 +352,10 @@ fn read_all(
             }
         });
         if let Some(e) = error {
-            data.error_code = e.code();
+            head.error_code = e.code();
             out.any_error = true;
         }
-        out.partitions.push(FetchPartition { data, records });
+        out.partitions.push(FetchPartition { head, records });
     }
     out
 }
