@@ -19,6 +19,9 @@
 //!   yet dealt with; segments of the store whose seconds are all before it are deleted.
 //!   Both happen off the release path ([`Persister`]). A checkpoint that lags only
 //!   means a longer walk after a restart: released records are marked so in the store.
+//!   So it is written when segments are to be deleted (before they are), else once it
+//!   lags [`CHECKPOINT_LAG_MAX_S`]: written every second, its two fsyncs were a device
+//!   flush per second on every broker, delayed records or not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -48,6 +51,10 @@ const BATCH_BYTES: usize = 1 << 20;
 /// A release that failed (its partition refused the append) is tried again this late.
 const RETRY_MS: i64 = 1_000;
 const CHECKPOINT_FILE: &str = "timer.json";
+/// The checkpoint on disk lags the timer by at most this many seconds (Kafka writes its
+/// own recovery checkpoints once a minute): at most this much is walked again after a
+/// restart.
+pub const CHECKPOINT_LAG_MAX_S: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -85,7 +92,8 @@ struct AtStart {
 #[derive(Debug)]
 struct Inner {
     store: Store,
-    done_through_s: i64,
+    /// The first second not yet dealt with, as last handed to the persister.
+    checkpointed_s: i64,
     /// Seconds up to this one have been walked into `staged`.
     staged_through_s: i64,
     /// Waiting records: (due ms, position) → chain second.
@@ -251,7 +259,7 @@ impl DelayTimer {
             max_delay_ms,
             inner: Mutex::new(Inner {
                 store,
-                done_through_s: checkpoint.done_through_s,
+                checkpointed_s: checkpoint.done_through_s,
                 staged_through_s: checkpoint.done_through_s - 1,
                 staged: BTreeMap::new(),
                 open_per_second: BTreeMap::new(),
@@ -383,11 +391,13 @@ impl DelayTimer {
         let done = inner.done_through();
         let next_stage = (inner.staged_through_s + 1) * 1_000 - LOOKAHEAD_MS;
         let next_due = inner.staged.keys().next().map_or(i64::MAX, |k| k.0);
-        if done > inner.done_through_s {
-            inner.done_through_s = done;
+        if done > inner.checkpointed_s {
             let collected = inner.store.collect(done);
-            drop(inner);
-            self.persister.request(done, collected);
+            if !collected.is_empty() || done - inner.checkpointed_s >= CHECKPOINT_LAG_MAX_S {
+                inner.checkpointed_s = done;
+                drop(inner);
+                self.persister.request(done, collected);
+            }
         }
         Ok(next_stage.min(next_due))
     }
@@ -692,11 +702,22 @@ mod recovery_tests {
             [("v0", "0"), ("v1", "1"), ("v2", "2")].map(|(a, b)| (a.into(), b.into()))
         );
         assert_eq!(p.lock().log_end_offset(), 6);
-        // Nothing is released twice, and the checkpoint moves on.
+        // Nothing is released twice. The checkpoint is not rewritten each second, but
+        // lags by at most CHECKPOINT_LAG_MAX_S.
+        let checkpointed = || {
+            Checkpoint::read(&dir.path().join("d"))
+                .unwrap()
+                .unwrap()
+                .done_through_s
+        };
         tick(&timer, &r, NOW + 5_000);
         assert_eq!(released(&p).len(), 3);
-        let c = Checkpoint::read(&dir.path().join("d")).unwrap().unwrap();
-        assert!(c.done_through_s > (NOW + 2_500) / 1_000);
+        assert_eq!(checkpointed(), NOW / 1_000);
+        let later = NOW + (CHECKPOINT_LAG_MAX_S + 5) * 1_000;
+        tick(&timer, &r, later);
+        assert_eq!(released(&p).len(), 3);
+        assert!(checkpointed() > (NOW + 2_500) / 1_000);
+        assert!(checkpointed() >= later / 1_000 - CHECKPOINT_LAG_MAX_S);
     }
 
     #[test]
