@@ -81,13 +81,33 @@ pub fn read_offset_file(dir: &Path, name: &str) -> std::io::Result<Option<i64>> 
 
 /// Writes `name` in `dir` atomically: temp file, fsync, rename, fsync the directory.
 pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    write_through_temp(dir, name, contents, true)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `name` in `dir` through a temp file and a rename, so the name never shows a
+/// partial file, and syncs nothing: a crash may leave the file empty or missing. For a
+/// file its reader can rebuild; [`sync_written`] makes it durable later.
+pub fn write_unsynced(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    write_through_temp(dir, name, contents, false)
+}
+
+/// Makes `name` in `dir`, written by [`write_unsynced`], durable: its data, then the
+/// directory entry.
+pub fn sync_written(dir: &Path, name: &str) -> std::io::Result<()> {
+    File::open(dir.join(name))?.sync_all()?;
+    File::open(dir)?.sync_all()
+}
+
+fn write_through_temp(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    if sync {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 impl PartitionLog {
