@@ -314,7 +314,9 @@ impl Segment {
             }
             let got = read_cached(&self.file, &mut buf[..want], pos)?;
             if got < LENGTH_END {
-                return Ok(None);
+                // Not cached from here: end at the last boundary known (an indexed
+                // batch, or the end of those read), unless none is past `from`.
+                return Ok((pos > from).then_some(pos));
             }
             let mut at = 0;
             while at + LENGTH_END <= got {

@@ -157,9 +157,11 @@ fn reads_hold_whole_batches_only() {
     }
 }
 
-/// The end of a read is found only from the page cache: when the bytes there are not
-/// cached the read keeps its cut batch rather than wait for the disk under the lock; once
-/// they are, it ends on a batch boundary.
+/// The end of a read is found only from the page cache, without waiting for the disk
+/// under the lock: when the bytes near the limit are not cached, the read ends at the
+/// last batch the offset index or the cached bytes show to be whole (the cut batch is
+/// kept only when none is known past the first). Once cached, it ends on the last whole
+/// batch that fits.
 #[test]
 fn whole_batch_end_is_found_only_in_the_page_cache() {
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
@@ -169,18 +171,59 @@ fn whole_batch_end_is_found_only_in_the_page_cache() {
     for _ in 0..300 {
         append(&mut log, &b, 0, 0).unwrap();
     }
+    let fitting = (1 << 20) / b.len() * b.len();
     let file = log.read(0, 1 << 20, false).unwrap().slice.unwrap().file;
     file.sync_all().unwrap();
-    posix_fadvise(&*file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    let evict = |from: usize| {
+        posix_fadvise(
+            &*file,
+            from as i64,
+            0,
+            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap()
+    };
+
+    evict(0);
     let cold = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
-    assert_eq!(cold, 1 << 20, "not cached: the cut batch is kept");
+    assert!(
+        cold.is_multiple_of(b.len()) && cold > 0 && cold <= fitting,
+        "not cached: ends on an indexed batch ({cold})"
+    );
+    // Cached up to half the limit only: the index (every batch here) still ends it.
     let mut all = vec![0u8; b.len() * 300];
     file.read_exact_at(&mut all, 0).unwrap();
+    evict(512 << 10);
+    let half = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
+    assert!(
+        half.is_multiple_of(b.len()) && half > 0 && half <= fitting,
+        "{half}"
+    );
+
+    file.read_exact_at(&mut all, 0).unwrap();
     let warm = log.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
-    assert_eq!(
-        warm,
-        (1 << 20) / b.len() * b.len(),
-        "cached: whole batches only"
+    assert_eq!(warm, fitting, "cached: whole batches only");
+
+    // No index entry past the first batch: the batches read from the cache end it.
+    let sparse = PartitionLog::open(
+        &dir.path().join("sparse"),
+        LogConfig {
+            index_interval_bytes: 1 << 30,
+            ..LogConfig::default()
+        },
+        0,
+    );
+    let mut sparse = sparse.unwrap();
+    for _ in 0..300 {
+        append(&mut sparse, &b, 0, 0).unwrap();
+    }
+    let file = sparse.read(0, 1 << 20, false).unwrap().slice.unwrap().file;
+    file.sync_all().unwrap();
+    posix_fadvise(&*file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    let read = sparse.read(0, 1 << 20, false).unwrap().slice.unwrap().len;
+    assert!(
+        read.is_multiple_of(b.len()) && read > 0 && read <= fitting,
+        "{read}"
     );
 }
 
