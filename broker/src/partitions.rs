@@ -135,6 +135,18 @@ fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     }
 }
 
+/// Whether topic `name` is in `image` as it was in `previous`. Images share the entries
+/// of topics no command changed, so this is usually a pointer comparison.
+fn unchanged_since(previous: Option<&MetadataImage>, name: &str, image: &MetadataImage) -> bool {
+    let (Some(before), Some(now)) = (
+        previous.and_then(|p| p.topics.get(name)),
+        image.topics.get(name),
+    ) else {
+        return false;
+    };
+    Arc::ptr_eq(before, now) || before == now
+}
+
 /// Lets go of a deleted partition on the removal thread, so that its segments close
 /// there: an unlinked file's blocks are freed when its last descriptor closes, and that
 /// is the slow part. Jobs of the partition still queued on `sluice-files` (syncs of
@@ -323,8 +335,7 @@ impl ReplicaManager {
                 }
                 continue;
             }
-            let unchanged = previous.and_then(|p| p.topic(&topic.name)) == Some(topic);
-            if unchanged && self.hosts_all_of(topic) {
+            if unchanged_since(previous, &topic.name, image) && self.hosts_all_of(topic) {
                 continue;
             }
             opened = self.host_partitions_of(topic);
@@ -354,10 +365,10 @@ impl ReplicaManager {
             let Some(first) = t.values().next() else {
                 continue;
             };
-            let meta = image.topic(&first.topic);
-            if meta.is_some() && previous.and_then(|p| p.topic(&first.topic)) == meta {
+            if unchanged_since(previous, &first.topic, image) {
                 continue;
             }
+            let meta = image.topic(&first.topic);
             gone.extend(
                 t.values()
                     .filter(|p| {

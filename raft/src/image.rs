@@ -6,6 +6,7 @@
 //! image.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,7 +31,10 @@ pub struct MetadataImage {
     /// Empty until the `InitializeCluster` entry is applied; never changes afterwards.
     pub cluster_id: String,
     pub brokers: BTreeMap<i32, BrokerInfo>,
-    pub topics: BTreeMap<String, TopicMeta>,
+    /// Shared between images: applying a command copies the map's entries, not every
+    /// partition of every topic (10,000 partitions made each metadata change copy as
+    /// many partition entries, two allocations each).
+    pub topics: BTreeMap<String, Arc<TopicMeta>>,
     pub topic_names_by_id: BTreeMap<Uuid, String>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
@@ -81,13 +85,13 @@ impl Default for MetadataImage {
 
 impl MetadataImage {
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
-        self.topics.get(name)
+        self.topics.get(name).map(|t| &**t)
     }
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMeta> {
         self.topic_names_by_id
             .get(id)
-            .and_then(|name| self.topics.get(name))
+            .and_then(|name| self.topic(name))
     }
 
     /// Applies one command. A rejected command leaves the image unchanged.
@@ -137,7 +141,10 @@ impl MetadataImage {
     }
 
     fn topic_mut(&mut self, name: &str) -> Result<&mut TopicMeta, MetadataError> {
-        self.topics.get_mut(name).ok_or(MetadataError::UnknownTopic)
+        self.topics
+            .get_mut(name)
+            .map(Arc::make_mut)
+            .ok_or(MetadataError::UnknownTopic)
     }
 
     fn initialize_cluster(&mut self, cluster_id: &str) -> Result<CommandOutcome, MetadataError> {
@@ -225,7 +232,7 @@ impl MetadataImage {
             configs: configs.clone(),
             internal: INTERNAL_TOPICS.contains(&name),
         };
-        self.topics.insert(name.to_owned(), topic);
+        self.topics.insert(name.to_owned(), Arc::new(topic));
         self.topic_names_by_id.insert(id, name.to_owned());
         Ok(CommandOutcome::TopicCreated { id })
     }
@@ -266,7 +273,7 @@ impl MetadataImage {
         let added: Vec<PartitionMeta> = (current..new_total)
             .map(|p| Self::new_partition(&brokers, id, p, replication_factor))
             .collect();
-        let topic = self.topics.get_mut(name).expect("looked up above");
+        let topic = Arc::make_mut(self.topics.get_mut(name).expect("looked up above"));
         topic.partitions.extend(added);
         debug_assert!(topic
             .partitions

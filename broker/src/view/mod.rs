@@ -139,6 +139,7 @@ pub fn views_of<'a>(
     image
         .topics
         .values()
+        .map(|t| &**t)
         .filter(move |t| source_of(t) == Some(source))
 }
 
