@@ -67,6 +67,11 @@ pub struct PartitionLog {
     recovery_point: Arc<RecoveryPoint>,
     /// Sealed segments ending at or below it have been handed to the background thread.
     flush_queued_upto: i64,
+    /// Set when `open` created the directory, until a flush of written records has
+    /// synced it and the directory holding it: before that, a power failure could lose
+    /// the segment's name, or the whole directory, with what the flush made durable.
+    /// (A roll's background job syncs the directory when it writes the recovery point.)
+    dir_unsynced: bool,
 }
 
 /// Reads an offset checkpoint (`log-start-offset`, `recovery-point-offset`): None when
@@ -116,6 +121,7 @@ impl PartitionLog {
     /// segment found torn or corrupt is cut there, and the segments after it are deleted:
     /// their batches would follow a hole.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Self> {
+        let created = !dir.exists();
         std::fs::create_dir_all(dir).during("creating the partition directory")?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).during("listing the partition directory")? {
@@ -152,6 +158,7 @@ impl PartitionLog {
             poisoned: false,
             recovery_point: RecoveryPoint::new(dir, i64::MIN),
             flush_queued_upto: i64::MIN,
+            dir_unsynced: created,
         };
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
@@ -551,7 +558,8 @@ impl PartitionLog {
             .range(..active)
             .filter(|(_, s)| s.next_offset() > point)
             .try_for_each(|(_, s)| s.sync_log())
-            .and_then(|()| self.active().flush());
+            .and_then(|()| self.active().flush())
+            .and_then(|()| self.sync_new_dir());
         if let Err(e) = synced {
             self.poisoned = true;
             tracing::error!(dir = %self.dir.display(), error = %e, "flush failed: log refuses writes until restart");
@@ -559,6 +567,24 @@ impl PartitionLog {
         }
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// The first flush of records written to a directory `open` created also syncs the
+    /// directory and its parent, as Kafka syncs a log's directory before relying on a
+    /// new segment. Without records nothing depends on it (and a shutdown flushing
+    /// thousands of new, empty logs does not pay two device flushes for each).
+    fn sync_new_dir(&mut self) -> std::io::Result<()> {
+        if !self.dir_unsynced || self.unflushed_messages == 0 {
+            return Ok(());
+        }
+        File::open(&self.dir)?.sync_all()?;
+        let parent = match self.dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+        self.dir_unsynced = false;
         Ok(())
     }
 

@@ -227,6 +227,24 @@ fn whole_batch_end_is_found_only_in_the_page_cache() {
     );
 }
 
+/// A log in a directory it created syncs that directory and its parent at its first
+/// flush of records, and only then; a reopened log has nothing to sync.
+#[test]
+fn the_first_flush_of_records_syncs_a_new_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, LogConfig::default(), 0).unwrap();
+    assert!(log.dir_unsynced);
+    log.flush(1).unwrap();
+    assert!(log.dir_unsynced, "nothing written: nothing synced");
+    append(&mut log, &batch(1, &[b"a"]), 0, 0).unwrap();
+    log.flush(2).unwrap();
+    assert!(!log.dir_unsynced);
+    stop(log);
+    let reopened = PartitionLog::open(&path, LogConfig::default(), 0).unwrap();
+    assert!(!reopened.dir_unsynced);
+}
+
 #[test]
 fn high_watermark_bounds_reads() {
     let dir = tempfile::tempdir().unwrap();
