@@ -135,6 +135,14 @@ fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     }
 }
 
+/// Syncs the data directory after `what` changed its entries; a failure is logged (the
+/// entries are only at risk from a power failure before the next sync).
+fn sync_data_dir(data_dir: &Path, what: &str) {
+    if let Err(e) = std::fs::File::open(data_dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(error = %e, after = what, "could not sync the data directory");
+    }
+}
+
 /// Whether topic `name` is in `image` as it was in `previous`. Images share the entries
 /// of topics no command changed, so this is usually a pointer comparison.
 fn unchanged_since(previous: Option<&MetadataImage>, name: &str, image: &MetadataImage) -> bool {
@@ -345,8 +353,12 @@ impl ReplicaManager {
         }
         let sources: HashSet<&str> = views.values().map(|v| v.source.as_str()).collect();
         for t in self.topic_maps() {
+            // A map holds one topic's partitions: its name is looked up once.
+            let Some(first) = t.values().next() else {
+                continue;
+            };
+            let has_views = sources.contains(first.topic.as_str());
             for p in t.values() {
-                let has_views = sources.contains(p.topic.as_str());
                 if p.has_views.load(Ordering::Relaxed) != has_views {
                     p.has_views.store(has_views, Ordering::Relaxed);
                 }
@@ -410,9 +422,7 @@ impl ReplicaManager {
         }
         // One sync for all the renames: a rename lost in a power failure would bring the
         // directory back under a name no topic uses, never to be removed.
-        if let Err(e) = std::fs::File::open(&self.data_dir).and_then(|d| d.sync_all()) {
-            tracing::warn!(error = %e, "could not sync the data directory after deleting partitions");
-        }
+        sync_data_dir(&self.data_dir, "deleting partitions");
         for (p, doomed) in renamed {
             sluice_storage::background::run_removal(move || {
                 release_deleted_partition(p);
@@ -496,9 +506,7 @@ impl ReplicaManager {
                     tracing::warn!(dir = %dir.display(), error = %e, "could not sync a new partition's directory");
                 }
             }
-            if let Err(e) = std::fs::File::open(&data_dir).and_then(|d| d.sync_all()) {
-                tracing::warn!(error = %e, "could not sync the data directory after creating partitions");
-            }
+            sync_data_dir(&data_dir, "creating partitions");
         });
     }
 
