@@ -117,7 +117,9 @@ def test_bad_delay_headers_refuse_the_whole_batch(bootstrap, header, value):
     recs = [{"value": b"ok1", "partition": 0},
             {"value": b"ok2", "partition": 0, "headers": [("mq.delay.ms", b"100")]},
             {"value": b"bad", "partition": 0, "headers": [(header, value.encode())]}]
-    log = cf_produce(bootstrap, topic, recs, conf={"linger.ms": 100})
+    # One batch: a linger far longer than the three produce() calls take, even on a
+    # loaded machine (100 ms once let the first record go alone); flush() sends at once.
+    log = cf_produce(bootstrap, topic, recs, conf={"linger.ms": 5000})
     assert not log.ok, "the batch is refused as a whole"
     assert {e.code() for e, _ in log.errors} == {KafkaError.INVALID_RECORD}
     time.sleep(0.3)
