@@ -9,6 +9,9 @@
 //!   relies on. Shutdown waits for it.
 //! - `sluice-removals` ([`run_removal`]) removes deleted partitions' directories, which
 //!   are renamed away first; shutdown does not wait for it.
+//! - `sluice-reserve` ([`run_reservation`]) reserves disk blocks ahead of busy segments
+//!   and releases what sealed ones did not use ([`crate::reserve`]). Not `sluice-files`:
+//!   a reservation must not wait behind the sync of a rolled gigabyte.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -61,18 +64,29 @@ static FILES: Worker = Worker::new("sluice-files");
 /// queues again, and a shutdown must not wait 0.6 s per GB of deleted data.
 static REMOVALS: Worker = Worker::new("sluice-removals");
 
+static RESERVATIONS: Worker = Worker::new("sluice-reserve");
+
 /// Runs `job` on the background thread, after every job queued before it.
 pub fn run(job: impl FnOnce() + Send + 'static) {
     FILES.run(Box::new(job));
 }
 
-/// Blocks until every job queued so far with [`run`] has run (clean shutdown, tests).
+/// Runs `job`, which reserves or releases a segment's blocks, after every such job
+/// queued before it.
+pub fn run_reservation(job: impl FnOnce() + Send + 'static) {
+    RESERVATIONS.run(Box::new(job));
+}
+
+/// Blocks until every job queued so far with [`run`] and [`run_reservation`] has run
+/// (clean shutdown, tests).
 pub fn wait_idle() {
-    let (tx, rx) = mpsc::channel();
-    run(move || {
-        let _ = tx.send(());
-    });
-    let _ = rx.recv();
+    for worker in [&FILES, &RESERVATIONS] {
+        let (tx, rx) = mpsc::channel();
+        worker.run(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        let _ = rx.recv();
+    }
 }
 
 /// Runs `job`, which removes files no longer reachable under a live name, on a thread of

@@ -26,6 +26,8 @@
 //! - [`log`]: a partition's log: append, read as file regions, roll, retention, recovery,
 //!   flush policy, DeleteRecords.
 //! - [`recovery_point`]: the offset below which the log is on disk.
+//! - [`reserve`]: disk blocks reserved ahead of a busy segment's appends, so that the
+//!   kernel's writeback does not allocate under them.
 //! - [`background`]: the threads that sync rolled segments and remove deleted segments
 //!   and partition directories, off the partition's lock and the request path.
 //! - [`producer`]: idempotent-producer sequence state.
@@ -42,6 +44,7 @@ pub mod log;
 pub mod producer;
 pub mod record;
 pub mod recovery_point;
+pub mod reserve;
 pub mod segment;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use crate::config::{LogConfig, TimestampType};
 use crate::error::{Error, IoContext, Result};
 use crate::producer::{ProducerStateTable, SequenceCheck};
 use crate::recovery_point::RecoveryPoint;
+use crate::reserve;
 use crate::segment::{self, Segment};
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -472,6 +473,8 @@ impl PartitionLog {
             }
             records_appended += h.records_count as i64;
         }
+        let roll_at = self.config.segment_bytes;
+        self.active_mut().reserve_ahead(roll_at);
         self.unflushed_messages += records_appended;
         if self.unflushed_messages >= self.config.flush_messages {
             self.flush(now_ms)?;
@@ -520,6 +523,10 @@ impl PartitionLog {
             .during("sealing a segment")?;
         let seg = self.new_segment(base)?;
         self.segments.insert(base, seg);
+        // Only now is no sealed segment appended to again.
+        for sealed in &unsynced {
+            reserve::release_unused(sealed.log.clone(), sealed.log_len);
+        }
         let point = self.recovery_point.clone();
         background::run(move || point.sync_and_advance(&unsynced, base));
         self.flush_queued_upto = base;

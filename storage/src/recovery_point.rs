@@ -28,6 +28,9 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset";
 #[derive(Debug)]
 pub struct SealedFiles {
     pub log: Arc<File>,
+    /// The log's length: blocks reserved past it are given back once a later segment
+    /// takes the appends.
+    pub log_len: u64,
     /// The index files, opened at sealing (indexes keep no descriptor), and the length
     /// of their entries, to cut their preallocated tails to.
     pub indexes: [(File, u64); 2],

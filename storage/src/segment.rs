@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::recovery_point::SealedFiles;
+use crate::reserve;
 
 pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.log"))
@@ -64,6 +65,8 @@ pub struct Segment {
     pub max_timestamp_batch_offset: i64,
     /// When this segment got its first batch (broker clock), for `segment.ms`.
     pub first_append_ms: Option<i64>,
+    /// Disk blocks are reserved, or queued to be, up to here ([`crate::reserve`]).
+    reserved_to: u64,
 }
 
 impl Segment {
@@ -109,6 +112,7 @@ impl Segment {
             max_timestamp: -1,
             max_timestamp_batch_offset: -1,
             first_append_ms: None,
+            reserved_to: 0,
         })
     }
 
@@ -249,6 +253,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Reserves disk blocks ahead of the end once the segment is a busy one, never past
+    /// `limit` (where it rolls).
+    pub fn reserve_ahead(&mut self, limit: u64) {
+        if let Some(end) = reserve::next_end(self.size, self.reserved_to, limit) {
+            reserve::reserve(self.file.clone(), self.reserved_to.max(self.size), end);
+            self.reserved_to = end;
+        }
+    }
+
     /// The first batch holding an offset at or above `offset`, scanning from the index.
     pub fn find_offset(&self, offset: i64, end_position: u64) -> io::Result<Option<Located>> {
         let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
@@ -368,6 +381,7 @@ impl Segment {
     pub fn seal(&mut self) -> io::Result<SealedFiles> {
         Ok(SealedFiles {
             log: self.file.clone(),
+            log_len: self.size,
             indexes: [self.offset_index.0.seal()?, self.time_index.0.seal()?],
         })
     }

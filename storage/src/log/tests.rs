@@ -652,3 +652,57 @@ fn deleted_segments_are_renamed_at_once_and_removed_in_the_background() {
     assert_eq!(log.segment_bases(), bases[2..].to_vec());
     assert_eq!(log.log_start_offset(), bases[2]);
 }
+
+/// Bytes of disk the file holds, and its length.
+fn held_and_len(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.blocks() * 512, m.len())
+}
+
+#[test]
+fn a_busy_segment_reserves_blocks_ahead_and_gives_back_the_rest_when_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 64 << 20,
+        ..LogConfig::default()
+    };
+    let probe = std::fs::File::create(dir.path().join("probe")).unwrap();
+    let flags = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    if nix::fcntl::fallocate(&probe, flags, 0, 1 << 20).is_err() {
+        eprintln!("skipped: the filesystem under the temp dir cannot reserve blocks");
+        return;
+    }
+    let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+    let value = vec![7u8; 64 << 10];
+    let first = log.segment_log_path(0);
+    while held_and_len(&first).1 < crate::reserve::FROM_BYTES - (64 << 10) {
+        append(&mut log, &batch(0, &[&value]), 0, 0).unwrap();
+    }
+    background::wait_idle();
+    let (held, len) = held_and_len(&first);
+    assert!(
+        held <= len.next_multiple_of(4096) + (64 << 10),
+        "a small segment reserves nothing: {held} held for {len}"
+    );
+    // Past the threshold, blocks are reserved ahead of the end; the length does not move.
+    for _ in 0..4 {
+        append(&mut log, &batch(0, &[&value]), 0, 0).unwrap();
+    }
+    background::wait_idle();
+    let (held, len) = held_and_len(&first);
+    assert!(held >= len + (512 << 10), "{held} held for {len}");
+    assert_eq!(read_all(&log, 0).len() as i64, log.log_end_offset());
+    // Sealed: what was not used is given back.
+    log.roll().unwrap();
+    background::wait_idle();
+    let (held, sealed_len) = held_and_len(&first);
+    assert_eq!(sealed_len, len);
+    assert!(
+        held <= len.next_multiple_of(4096),
+        "a sealed segment holds {held} for {len}"
+    );
+    // Every record is still there, and the log takes appends in the new segment.
+    append(&mut log, &batch(0, &[&value]), 0, 0).unwrap();
+    assert_eq!(read_all(&log, 0).len() as i64, log.log_end_offset());
+}
