@@ -10,8 +10,9 @@
 //! - `sluice-removals` ([`run_removal`]) removes deleted partitions' directories, which
 //!   are renamed away first; shutdown does not wait for it.
 //! - `sluice-reserve` ([`run_reservation`]) reserves disk blocks ahead of busy segments
-//!   and releases what sealed ones did not use ([`crate::reserve`]). Not `sluice-files`:
-//!   a reservation must not wait behind the sync of a rolled gigabyte.
+//!   ([`crate::reserve`]). Not `sluice-files`: a reservation must not wait behind the
+//!   sync of a rolled gigabyte. It hands the release of what a sealed segment did not
+//!   use to `sluice-files`, after the segment's reservations.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -78,9 +79,10 @@ pub fn run_reservation(job: impl FnOnce() + Send + 'static) {
 }
 
 /// Blocks until every job queued so far with [`run`] and [`run_reservation`] has run
-/// (clean shutdown, tests).
+/// (clean shutdown, tests). Reservation jobs may queue file jobs, never the reverse, so
+/// they are waited for first.
 pub fn wait_idle() {
-    for worker in [&FILES, &RESERVATIONS] {
+    for worker in [&RESERVATIONS, &FILES] {
         let (tx, rx) = mpsc::channel();
         worker.run(Box::new(move || {
             let _ = tx.send(());

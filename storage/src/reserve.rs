@@ -17,7 +17,7 @@
 //! The reservation is at most a quarter of the segment and at most
 //! [`MAX_STEP_BYTES`] ahead, so thousands of small partitions reserve nothing and a
 //! big one holds 16 MiB more than it uses. A sealed segment gives back what it did not
-//! use ([`release_unused`]), on the same thread, after any reservation queued before.
+//! use ([`release_unused`]), once every reservation queued for it has run.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -92,17 +92,22 @@ pub fn reserve(file: Arc<File>, from: u64, to: u64) {
 /// Queues the release of the blocks a sealed segment of `len` bytes holds past its end,
 /// after every reservation queued for it. Also frees what a segment reserved before a
 /// restart. A file whose length is no longer `len` is left alone.
+///
+/// The release itself runs on `sluice-files`: freeing blocks waits for the device on a
+/// `discard` mount, and the next segment's reservations must not wait behind it.
 pub fn release_unused(file: Arc<File>, len: u64) {
     background::run_reservation(move || {
-        let Ok(meta) = file.metadata() else { return };
-        if meta.len() != len || meta.blocks() * 512 <= len.div_ceil(BLOCK) * BLOCK {
-            return;
-        }
-        // Cutting at the current size frees the blocks past it (ext4 truncates even when
-        // the size does not change, for this reason).
-        if let Err(e) = file.set_len(len) {
-            tracing::warn!(error = %e, "could not release a sealed segment's reserved blocks");
-        }
+        background::run(move || {
+            let Ok(meta) = file.metadata() else { return };
+            if meta.len() != len || meta.blocks() * 512 <= len.div_ceil(BLOCK) * BLOCK {
+                return;
+            }
+            // Cutting at the current size frees the blocks past it (ext4 truncates even
+            // when the size does not change, for this reason).
+            if let Err(e) = file.set_len(len) {
+                tracing::warn!(error = %e, "could not release a sealed segment's reserved blocks");
+            }
+        })
     });
 }
 

@@ -698,8 +698,9 @@ fn a_busy_segment_reserves_blocks_ahead_and_gives_back_the_rest_when_sealed() {
     background::wait_idle();
     let (held, sealed_len) = held_and_len(&first);
     assert_eq!(sealed_len, len);
+    // (A block or two of the file's extent tree may count too.)
     assert!(
-        held <= len.next_multiple_of(4096),
+        held <= len.next_multiple_of(4096) + (64 << 10),
         "a sealed segment holds {held} for {len}"
     );
     // Every record is still there, and the log takes appends in the new segment.
