@@ -12,7 +12,10 @@
 //! reserved blocks finds them in the inode's extent cache without taking the lock, and
 //! writeback has nothing left to allocate. The file's size does not change, so readers
 //! and recovery see only what was appended. Redpanda reserves segments in steps for
-//! the same reason (`segment_fallocation_step`).
+//! the same reason (`segment_fallocation_step`). A reservation holds the inode's lock
+//! while it allocates, as a write does, so appends can still wait for one that reads a
+//! block bitmap from a busy disk; that is once per block group newly used, not once per
+//! writeback pass.
 //!
 //! The reservation is at most a quarter of the segment and at most
 //! [`MAX_STEP_BYTES`] ahead, so thousands of small partitions reserve nothing and a
