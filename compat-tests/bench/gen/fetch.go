@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -56,7 +58,11 @@ func runFetch(args []string) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	next, end, err := offsetRanges(ctx, seed, topics)
+	starts, ends, err := offsetRanges(ctx, seed, topics)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := newReadPlan(starts, ends)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +86,7 @@ func runFetch(args []string) (any, error) {
 		// With --session, a fetch session (KIP-227), as the Java consumer and franz-go
 		// keep one: the first request names every partition; later ones name only the
 		// partitions whose offset moved, and forget those read to their end.
-		// inSession is the offset the session holds for each partition.
-		session   = fetchSession{epoch: -1}
-		inSession = map[string]map[int32]int64{}
+		session = fetchSession{epoch: -1}
 	)
 	if *useSession {
 		session.epoch = 0
@@ -95,34 +99,34 @@ func runFetch(args []string) (any, error) {
 		req.MaxBytes = int32(*maxBytes)
 		req.SessionID = session.id
 		req.SessionEpoch = session.epoch
-		if session.epoch <= 0 {
-			inSession = map[string]map[int32]int64{}
-		}
+		// A full request (no session, or a new one) names every partition not yet read.
+		full := session.epoch <= 0
 		remaining := 0
-		for t, parts := range next {
+		for ti := range plan.topics {
+			t := &plan.topics[ti]
 			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic = t
+			rt.Topic = t.name
 			var forget []int32
-			for p, off := range parts {
-				held, ok := inSession[t][p]
-				if off >= end[t][p] {
-					if ok {
-						forget = append(forget, p)
-						delete(inSession[t], p)
+			for pi := range t.parts {
+				p := &t.parts[pi]
+				if full {
+					p.held = notHeld
+				}
+				if p.next >= p.end {
+					if p.held != notHeld {
+						forget = append(forget, p.partition)
+						p.held = notHeld
 					}
 					continue
 				}
 				remaining++
-				if ok && held == off {
+				if p.held == p.next {
 					continue
 				}
-				if inSession[t] == nil {
-					inSession[t] = map[int32]int64{}
-				}
-				inSession[t][p] = off
+				p.held = p.next
 				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.Partition = p
-				rp.FetchOffset = off
+				rp.Partition = p.partition
+				rp.FetchOffset = p.next
 				rp.PartitionMaxBytes = int32(*partitionMax)
 				rp.CurrentLeaderEpoch = -1
 				rp.LogStartOffset = -1
@@ -133,7 +137,7 @@ func runFetch(args []string) (any, error) {
 			}
 			if len(forget) > 0 && session.epoch > 0 {
 				ft := kmsg.NewFetchRequestForgottenTopic()
-				ft.Topic = t
+				ft.Topic = t.name
 				ft.Partitions = forget
 				req.ForgottenTopics = append(req.ForgottenTopics, ft)
 			}
@@ -148,7 +152,7 @@ func runFetch(args []string) (any, error) {
 		// The response is read as a stream through the 1 MiB bufio buffer, as the
 		// ceiling's receiver reads: holding a whole multi-megabyte response would add
 		// a copy through memory that the broker is not responsible for.
-		if err := readFetchResponse(&countingReader{r: rd}, corr, next, &res, &session); err != nil {
+		if err := readFetchResponse(&countingReader{r: rd}, corr, plan, &res, &session); err != nil {
 			return nil, err
 		}
 		res.Requests++
@@ -157,6 +161,58 @@ func runFetch(args []string) (any, error) {
 	res.MBPerS = rate(float64(res.Bytes)/mib, res.Seconds)
 	res.RecordsPerS = rate(float64(res.Records), res.Seconds)
 	return res, nil
+}
+
+// readPlan is every partition's progress, in a fixed order (topics by name, partitions
+// by number), as a consumer lists its assignment: slices, not maps, so that building a
+// request and reading a response over 10,000 partitions costs the reader little, and
+// the figure stays the broker's.
+type readPlan struct {
+	topics []topicRead
+	byName map[string]*topicRead
+}
+
+type topicRead struct {
+	name  string
+	parts []partitionRead // parts[i].partition == i
+}
+
+// partitionRead is one partition's progress: the next offset to ask for, the high
+// watermark where reading ends, and the offset the fetch session holds for it.
+type partitionRead struct {
+	partition int32
+	next, end int64
+	held      int64
+}
+
+// notHeld marks a partition the fetch session does not hold.
+const notHeld = -1
+
+func newReadPlan(starts, ends map[string]map[int32]int64) (*readPlan, error) {
+	plan := &readPlan{byName: map[string]*topicRead{}}
+	for _, name := range slices.Sorted(maps.Keys(starts)) {
+		t := topicRead{name: name, parts: make([]partitionRead, len(starts[name]))}
+		for p, next := range starts[name] {
+			if p < 0 || int(p) >= len(t.parts) {
+				return nil, fmt.Errorf("%s: partitions are not numbered 0..%d (found %d)", name, len(t.parts)-1, p)
+			}
+			t.parts[p] = partitionRead{partition: p, next: next, end: ends[name][p], held: notHeld}
+		}
+		plan.topics = append(plan.topics, t)
+	}
+	for i := range plan.topics {
+		plan.byName[plan.topics[i].name] = &plan.topics[i]
+	}
+	return plan, nil
+}
+
+// partition finds a partition the response names; nil if it was never asked for.
+func (p *readPlan) partition(topic []byte, partition int32) *partitionRead {
+	t := p.byName[string(topic)]
+	if t == nil || partition < 0 || int(partition) >= len(t.parts) {
+		return nil
+	}
+	return &t.parts[partition]
 }
 
 // fetchSession is the client's side of a KIP-227 fetch session: id 0 and epoch 0 ask
@@ -216,19 +272,20 @@ func (c *countingReader) bytes(n int) []byte {
 	return b
 }
 
-// str reads a string field of n bytes.
-func (c *countingReader) str(n int) string {
+// str reads a string field of n bytes into buf (grown as needed); the slice is valid
+// until the next call with the same buffer.
+func (c *countingReader) str(n int, buf *[]byte) []byte {
 	if c.err != nil {
-		return ""
+		return nil
 	}
 	if n < 0 || n > c.left {
 		c.err = fmt.Errorf("response string of %d bytes overruns the %d left", n, c.left)
-		return ""
+		return nil
 	}
-	b := make([]byte, n)
-	_, c.err = io.ReadFull(c.r, b)
+	*buf = slices.Grow((*buf)[:0], n)[:n]
+	_, c.err = io.ReadFull(c.r, *buf)
 	c.left -= n
-	return string(b)
+	return *buf
 }
 
 func (c *countingReader) byte1() byte {
@@ -286,7 +343,7 @@ func (c *countingReader) tags() {
 // readFetchResponse reads one response: per partition the error code and the record
 // set, of which only the 61-byte v2 batch headers are kept (to find the next offset);
 // the rest is discarded as it arrives. A trailing partial batch is not counted.
-func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]int64, res *fetchResult, session *fetchSession) error {
+func readFetchResponse(c *countingReader, corr int32, plan *readPlan, res *fetchResult, session *fetchSession) error {
 	var size [4]byte
 	if _, err := io.ReadFull(c.r, size[:]); err != nil {
 		return fmt.Errorf("reading response size: %w", err)
@@ -302,12 +359,15 @@ func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]
 	if err := session.answered(code, id); err != nil && c.err == nil {
 		return err
 	}
+	var name []byte
 	for topics := c.uvarint() - 1; topics > 0 && c.err == nil; topics-- {
-		topic := c.str(c.uvarint() - 1)
-		offsets := next[topic]
+		topic := c.str(c.uvarint()-1, &name)
 		for parts := c.uvarint() - 1; parts > 0 && c.err == nil; parts-- {
 			partition := c.i32()
-			following := offsets[partition]
+			read := plan.partition(topic, partition)
+			if read == nil && c.err == nil {
+				return fmt.Errorf("response names %s-%d, which was not asked for", topic, partition)
+			}
 			if code := c.i16(); code != 0 && c.err == nil {
 				return fmt.Errorf("%s-%d: %v", topic, partition, kerr.ErrorForCode(code))
 			}
@@ -330,14 +390,13 @@ func readFetchResponse(c *countingReader, corr int32, next map[string]map[int32]
 				res.Records += int64(int32(binary.BigEndian.Uint32(h[57:])))
 				c.skip(total - batchHeaderBytes)
 				records -= total
-				following = max(following, after)
+				if read != nil {
+					read.next = max(read.next, after)
+				}
 				res.Bytes += int64(total)
 			}
 			if records > 0 {
 				c.skip(records)
-			}
-			if offsets != nil && following > offsets[partition] {
-				offsets[partition] = following
 			}
 			c.tags()
 		}
