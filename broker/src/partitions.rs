@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use kafka_protocol::error::ResponseError;
 use sluice_raft::{MetadataImage, PartitionMeta, TopicMeta};
 use sluice_storage::config::LogConfig;
+use sluice_storage::durable;
 use sluice_storage::PartitionLog;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -138,7 +139,7 @@ fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
 /// Syncs the data directory after `what` changed its entries; a failure is logged (the
 /// entries are only at risk from a power failure before the next sync).
 fn sync_data_dir(data_dir: &Path, what: &str) {
-    if let Err(e) = std::fs::File::open(data_dir).and_then(|d| d.sync_all()) {
+    if let Err(e) = durable::sync_dir(data_dir) {
         tracing::warn!(error = %e, after = what, "could not sync the data directory");
     }
 }
@@ -502,7 +503,7 @@ impl ReplicaManager {
         let data_dir = self.data_dir.clone();
         sluice_storage::background::run(move || {
             for dir in &dirs {
-                if let Err(e) = sluice_storage::log::sync_written(dir, PARTITION_METADATA) {
+                if let Err(e) = durable::sync_written(&dir.join(PARTITION_METADATA)) {
                     tracing::warn!(dir = %dir.display(), error = %e, "could not sync a new partition's directory");
                 }
             }
@@ -538,11 +539,12 @@ impl ReplicaManager {
         let mut log = PartitionLog::open(&dir, config.clone(), now_ms())?;
         if read_topic_id(&dir).is_none() {
             let text = format!("version: 0\ntopic_id: {}\n", topic.id);
-            sluice_storage::log::write_unsynced(&dir, PARTITION_METADATA, text.as_bytes())
-                .map_err(|source| sluice_storage::Error::Io {
+            durable::write_unsynced(&dir.join(PARTITION_METADATA), text.as_bytes()).map_err(
+                |source| sluice_storage::Error::Io {
                     op: "writing partition.metadata",
                     source,
-                })?;
+                },
+            )?;
             written.push(dir);
         }
         log.assign_epoch(pm.leader_epoch);

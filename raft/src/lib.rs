@@ -20,7 +20,6 @@
 
 pub mod command;
 mod error;
-mod fsutil;
 pub mod image;
 mod log_store;
 mod network;

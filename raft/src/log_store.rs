@@ -31,8 +31,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::fsutil;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use sluice_storage::durable;
 
 const LOG_DIR: &str = "log";
 const LOG_FILE: &str = "raft.log";
@@ -85,7 +85,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
-    match fsutil::read_optional(path).map_err(|e| Error::io(path, e))? {
+    match durable::read_optional(path).map_err(|e| Error::io(path, e))? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -178,7 +178,7 @@ impl LogFile {
         }
         // Covers a just-created file (its directory entry) and a truncated tail alike.
         file.sync_all().map_err(io_err)?;
-        fsutil::sync_dir(path.parent().expect("log file has a parent")).map_err(io_err)?;
+        durable::sync_parent(path).map_err(io_err)?;
         file.flush().map_err(io_err)?;
         let log_file = LogFile {
             path: path.to_owned(),
@@ -245,7 +245,7 @@ impl LogFile {
     /// Replaces the whole file with `records` (the entries that survive a purge).
     fn rewrite(&mut self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
         self.check_usable()?;
-        let tmp = fsutil::tmp_path(&self.path);
+        let tmp = durable::tmp_path(&self.path);
         let result = (|| {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -257,7 +257,7 @@ impl LogFile {
             }
             file.sync_all()?;
             fs::rename(&tmp, &self.path)?;
-            fsutil::sync_dir(self.path.parent().expect("log file has a parent"))?;
+            durable::sync_parent(&self.path)?;
             OpenOptions::new().read(true).append(true).open(&self.path)
         })();
         match result {
@@ -286,7 +286,7 @@ impl LogStore {
         fs::create_dir_all(&log_dir).map_err(|e| Error::io(&log_dir, e))?;
         // Make the directories themselves durable before anything in them is relied on.
         for d in [dir, log_dir.as_path()] {
-            fsutil::sync_dir(d).map_err(|e| Error::io(d, e))?;
+            durable::sync_dir(d).map_err(|e| Error::io(d, e))?;
         }
         let last_purged: Option<LogId> = read_json(&dir.join(PURGED_FILE))?;
         let vote: Option<Vote> = read_json(&dir.join(VOTE_FILE))?;
@@ -343,7 +343,7 @@ impl LogStore {
     async fn write_json_atomic<T: Serialize>(&self, name: &str, value: &T) -> io::Result<()> {
         let path = self.dir.join(name);
         let bytes = to_json(value);
-        Self::blocking(move || fsutil::write_atomic(&path, &bytes)).await
+        Self::blocking(move || durable::write_atomically(&path, &bytes)).await
     }
 }
 
@@ -696,7 +696,7 @@ pub(crate) mod tests {
         }
         // Simulate a crash after purged.json was written but before the rewrite.
         let purged = to_json(&log_id(1, 1, 2));
-        fsutil::write_atomic(&dir.path().join(PURGED_FILE), &purged).expect("write purged");
+        durable::write_atomically(&dir.path().join(PURGED_FILE), &purged).expect("write purged");
         let mut store = LogStore::open(dir.path()).expect("reopen");
         assert_eq!(all(&mut store).await, vec![3, 4, 5]);
         drop(store);

@@ -26,9 +26,9 @@ use tokio::sync::watch;
 
 use crate::command::CommandOutcome;
 use crate::error::Error;
-use crate::fsutil;
 use crate::image::MetadataImage;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use sluice_storage::durable;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
@@ -100,7 +100,7 @@ impl SmShared {
         };
         let bytes = serde_json::to_vec(&file).expect("snapshot types always serialize");
         let path = self.dir.join(SNAPSHOT_FILE);
-        tokio::task::spawn_blocking(move || fsutil::write_atomic(&path, &bytes))
+        tokio::task::spawn_blocking(move || durable::write_atomically(&path, &bytes))
             .await
             .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
             .map_err(|e| snapshot_err(&snapshot.meta, &e))?;
@@ -134,7 +134,7 @@ impl StateMachineStore {
     /// Loads `snapshot.json` from `dir`, if any (blocking I/O).
     pub(crate) fn open(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(SNAPSHOT_FILE);
-        let stored: Option<SnapshotFile> = match fsutil::read_optional(&path)
+        let stored: Option<SnapshotFile> = match durable::read_optional(&path)
             .map_err(|e| Error::io(&path, e))?
         {
             None => None,

@@ -38,6 +38,7 @@
 pub mod background;
 pub mod batch;
 pub mod config;
+pub mod durable;
 mod error;
 pub mod index;
 pub mod log;

@@ -13,6 +13,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::background;
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::config::{LogConfig, TimestampType};
+use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::producer::{ProducerStateTable, SequenceCheck};
 use crate::recovery_point::RecoveryPoint;
@@ -78,42 +79,8 @@ pub struct PartitionLog {
 /// Reads an offset checkpoint (`log-start-offset`, `recovery-point-offset`): None when
 /// the file is missing or does not hold a number.
 pub fn read_offset_file(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
-    match std::fs::read_to_string(dir.join(name)) {
-        Ok(s) => Ok(s.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes `name` in `dir` atomically: temp file, fsync, rename, fsync the directory.
-pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
-    write_through_temp(dir, name, contents, true)?;
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `name` in `dir` through a temp file and a rename, so the name never shows a
-/// partial file, and syncs nothing: a crash may leave the file empty or missing. For a
-/// file its reader can rebuild; [`sync_written`] makes it durable later.
-pub fn write_unsynced(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
-    write_through_temp(dir, name, contents, false)
-}
-
-/// Makes `name` in `dir`, written by [`write_unsynced`], durable: its data, then the
-/// directory entry.
-pub fn sync_written(dir: &Path, name: &str) -> std::io::Result<()> {
-    File::open(dir.join(name))?.sync_all()?;
-    File::open(dir)?.sync_all()
-}
-
-fn write_through_temp(dir: &Path, name: &str, contents: &[u8], sync: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(contents)?;
-    if sync {
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))
+    let text = durable::read_optional(&dir.join(name))?;
+    Ok(text.and_then(|t| std::str::from_utf8(&t).ok()?.trim().parse().ok()))
 }
 
 impl PartitionLog {
@@ -248,9 +215,7 @@ impl PartitionLog {
             tracing::warn!(dir = %self.dir.display(), base, "recovery removes a segment");
             Segment::remove_files(&self.dir, base).during("deleting a segment")?;
         }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .during("syncing the partition directory")
+        durable::sync_dir(&self.dir).during("syncing the partition directory")
     }
 
     fn new_segment(&self, base: i64) -> Result<Segment> {
@@ -585,12 +550,8 @@ impl PartitionLog {
         if !self.dir_unsynced || self.unflushed_messages == 0 {
             return Ok(());
         }
-        File::open(&self.dir)?.sync_all()?;
-        let parent = match self.dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(parent)?.sync_all()?;
+        durable::sync_dir(&self.dir)?;
+        durable::sync_parent(&self.dir)?;
         self.dir_unsynced = false;
         Ok(())
     }
@@ -816,8 +777,11 @@ impl PartitionLog {
             });
         }
         if offset > self.log_start_offset {
-            write_atomically(&self.dir, LOG_START_FILE, offset.to_string().as_bytes())
-                .during("writing the log start offset")?;
+            durable::write_atomically(
+                &self.dir.join(LOG_START_FILE),
+                offset.to_string().as_bytes(),
+            )
+            .during("writing the log start offset")?;
             self.log_start_offset = offset;
             self.delete_segments_below_start()?;
         }

@@ -71,7 +71,10 @@ impl RecoveryPoint {
 
     /// Stores `offset` as the point in `dir` (open, when recovery cut below it).
     pub fn store(dir: &Path, offset: i64) -> io::Result<()> {
-        crate::log::write_atomically(dir, RECOVERY_POINT_FILE, offset.to_string().as_bytes())
+        crate::durable::write_atomically(
+            &dir.join(RECOVERY_POINT_FILE),
+            offset.to_string().as_bytes(),
+        )
     }
 
     pub fn new(dir: &Path, offset: i64) -> Arc<Self> {

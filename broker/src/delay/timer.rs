@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sluice_storage::durable;
 use sluice_storage::record::{parse_one, BatchBuilder};
 use uuid::Uuid;
 
@@ -66,17 +67,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn read(dir: &Path) -> io::Result<Option<Checkpoint>> {
-        match std::fs::read(dir.join(CHECKPOINT_FILE)) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        durable::read_optional(&dir.join(CHECKPOINT_FILE))?
+            .map(|b| serde_json::from_slice(&b).map_err(io::Error::other))
+            .transpose()
     }
     fn write(&self, dir: &Path) -> io::Result<()> {
         let json = serde_json::to_vec(self).map_err(io::Error::other)?;
-        sluice_storage::log::write_atomically(dir, CHECKPOINT_FILE, &json)
+        durable::write_atomically(&dir.join(CHECKPOINT_FILE), &json)
     }
 }
 

@@ -499,9 +499,8 @@ fn open_checks_the_segments_past_the_recovery_point_and_trusts_those_below() {
     corrupt_second_batch(&log, below);
     let (cut_at, cut_offset) = corrupt_second_batch(&log, past);
     stop(log); // like kill -9: the rolls after `past` never reached the disk
-    write_atomically(
-        dir.path(),
-        crate::recovery_point::RECOVERY_POINT_FILE,
+    crate::durable::write_atomically(
+        &dir.path().join(crate::recovery_point::RECOVERY_POINT_FILE),
         past.to_string().as_bytes(),
     )
     .unwrap();
