@@ -92,56 +92,8 @@ func runFetch(args []string) (any, error) {
 		session.epoch = 0
 	}
 	for corr := int32(1); ; corr++ {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = fetchVersion
-		req.MaxWaitMillis = 500
-		req.MinBytes = 1
+		req, remaining := plan.request(&session, int32(*partitionMax))
 		req.MaxBytes = int32(*maxBytes)
-		req.SessionID = session.id
-		req.SessionEpoch = session.epoch
-		// A full request (no session, or a new one) names every partition not yet read.
-		full := session.epoch <= 0
-		remaining := 0
-		for ti := range plan.topics {
-			t := &plan.topics[ti]
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic = t.name
-			var forget []int32
-			for pi := range t.parts {
-				p := &t.parts[pi]
-				if full {
-					p.held = notHeld
-				}
-				if p.next >= p.end {
-					if p.held != notHeld {
-						forget = append(forget, p.partition)
-						p.held = notHeld
-					}
-					continue
-				}
-				remaining++
-				if p.held == p.next {
-					continue
-				}
-				p.held = p.next
-				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.Partition = p.partition
-				rp.FetchOffset = p.next
-				rp.PartitionMaxBytes = int32(*partitionMax)
-				rp.CurrentLeaderEpoch = -1
-				rp.LogStartOffset = -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			if len(rt.Partitions) > 0 {
-				req.Topics = append(req.Topics, rt)
-			}
-			if len(forget) > 0 && session.epoch > 0 {
-				ft := kmsg.NewFetchRequestForgottenTopic()
-				ft.Topic = t.name
-				ft.Partitions = forget
-				req.ForgottenTopics = append(req.ForgottenTopics, ft)
-			}
-		}
 		if remaining == 0 {
 			break
 		}
@@ -204,6 +156,62 @@ func newReadPlan(starts, ends map[string]map[int32]int64) (*readPlan, error) {
 		plan.byName[plan.topics[i].name] = &plan.topics[i]
 	}
 	return plan, nil
+}
+
+// request builds the next Fetch request and counts the partitions not yet read to
+// their end (0: done). A full request (no session, or a new one) names every one of
+// them; a session's request names those whose offset moved since the session last
+// held it, and forgets those read to their end.
+func (p *readPlan) request(session *fetchSession, partitionMax int32) (*kmsg.FetchRequest, int) {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = fetchVersion
+	req.MaxWaitMillis = 500
+	req.MinBytes = 1
+	req.SessionID = session.id
+	req.SessionEpoch = session.epoch
+	full := session.epoch <= 0
+	remaining := 0
+	for ti := range p.topics {
+		t := &p.topics[ti]
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = t.name
+		var forget []int32
+		for pi := range t.parts {
+			part := &t.parts[pi]
+			if full {
+				part.held = notHeld
+			}
+			if part.next >= part.end {
+				if part.held != notHeld {
+					forget = append(forget, part.partition)
+					part.held = notHeld
+				}
+				continue
+			}
+			remaining++
+			if part.held == part.next {
+				continue
+			}
+			part.held = part.next
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = part.partition
+			rp.FetchOffset = part.next
+			rp.PartitionMaxBytes = partitionMax
+			rp.CurrentLeaderEpoch = -1
+			rp.LogStartOffset = -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		if len(rt.Partitions) > 0 {
+			req.Topics = append(req.Topics, rt)
+		}
+		if len(forget) > 0 && session.epoch > 0 {
+			ft := kmsg.NewFetchRequestForgottenTopic()
+			ft.Topic = t.name
+			ft.Partitions = forget
+			req.ForgottenTopics = append(req.ForgottenTopics, ft)
+		}
+	}
+	return req, remaining
 }
 
 // partition finds a partition the response names; nil if it was never asked for.
