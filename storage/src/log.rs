@@ -79,8 +79,12 @@ pub struct PartitionLog {
 /// Reads an offset checkpoint (`log-start-offset`, `recovery-point-offset`): None when
 /// the file is missing or does not hold a number.
 pub fn read_offset_file(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
-    let text = durable::read_optional(&dir.join(name))?;
-    Ok(text.and_then(|t| std::str::from_utf8(&t).ok()?.trim().parse().ok()))
+    let Some(bytes) = durable::read_optional(&dir.join(name))? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(text.trim().parse().ok())
 }
 
 impl PartitionLog {
