@@ -29,10 +29,10 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sluice_storage::durable;
 
 use crate::error::Error;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use sluice_storage::durable;
 
 const LOG_DIR: &str = "log";
 const LOG_FILE: &str = "raft.log";

@@ -22,13 +22,13 @@ use openraft::{
     AnyError, EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError,
 };
 use serde::{Deserialize, Serialize};
+use sluice_storage::durable;
 use tokio::sync::watch;
 
 use crate::command::CommandOutcome;
 use crate::error::Error;
 use crate::image::MetadataImage;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use sluice_storage::durable;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
