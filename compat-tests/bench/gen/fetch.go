@@ -130,14 +130,15 @@ type topicRead struct {
 }
 
 // partitionRead is one partition's progress: the next offset to ask for, the high
-// watermark where reading ends, and the offset the fetch session holds for it.
+// watermark where reading ends, and the offset the last request named it at or the
+// fetch session holds for it.
 type partitionRead struct {
 	partition int32
 	next, end int64
 	held      int64
 }
 
-// notHeld marks a partition the fetch session does not hold.
+// notHeld marks a partition neither the last request named nor the session holds.
 const notHeld = -1
 
 func newReadPlan(starts, ends map[string]map[int32]int64) (*readPlan, error) {
@@ -147,6 +148,10 @@ func newReadPlan(starts, ends map[string]map[int32]int64) (*readPlan, error) {
 		for p, next := range starts[name] {
 			if p < 0 || int(p) >= len(t.parts) {
 				return nil, fmt.Errorf("%s: partitions are not numbered 0..%d (found %d)", name, len(t.parts)-1, p)
+			}
+			if next < 0 {
+				// Also keeps offsets clear of notHeld.
+				return nil, fmt.Errorf("%s-%d: no start offset (%d)", name, p, next)
 			}
 			t.parts[p] = partitionRead{partition: p, next: next, end: ends[name][p], held: notHeld}
 		}
@@ -214,10 +219,11 @@ func (p *readPlan) request(session *fetchSession, partitionMax int32) (*kmsg.Fet
 	return req, remaining
 }
 
-// partition finds a partition the response names; nil if it was never asked for.
+// partition finds a partition the response names; nil unless the last request named
+// it or the session holds it (a session's response may name any partition it holds).
 func (p *readPlan) partition(topic []byte, partition int32) *partitionRead {
 	t := p.byName[string(topic)]
-	if t == nil || partition < 0 || int(partition) >= len(t.parts) {
+	if t == nil || partition < 0 || int(partition) >= len(t.parts) || t.parts[partition].held == notHeld {
 		return nil
 	}
 	return &t.parts[partition]

@@ -24,18 +24,38 @@ func batch(base int64, records int32, size int) []byte {
 }
 
 // response frames a Fetch response (v12) answering request `corr`.
-func response(t *testing.T, corr int32, topics ...kmsg.FetchResponseTopic) *countingReader {
+func response(t *testing.T, corr int32, topics ...kmsg.FetchResponseTopic) *framedResponse {
 	t.Helper()
+	return &framedResponse{corr: corr, topics: topics}
+}
+
+// framedResponse is a Fetch response to be read; sessionID and errorCode are its
+// top-level fields.
+type framedResponse struct {
+	corr      int32
+	topics    []kmsg.FetchResponseTopic
+	sessionID int32
+	errorCode int16
+}
+
+func (f *framedResponse) reader() *countingReader {
 	resp := kmsg.NewPtrFetchResponse()
 	resp.Version = fetchVersion
-	resp.Topics = topics
+	resp.Topics = f.topics
+	resp.SessionID = f.sessionID
+	resp.ErrorCode = f.errorCode
 	body := resp.AppendTo(nil)
 	var frame []byte
 	frame = binary.BigEndian.AppendUint32(frame, uint32(4+1+len(body)))
-	frame = binary.BigEndian.AppendUint32(frame, uint32(corr))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(f.corr))
 	frame = append(frame, 0) // the flexible response header's tagged fields
 	frame = append(frame, body...)
 	return &countingReader{r: bufio.NewReader(bytes.NewReader(frame))}
+}
+
+// read reads the response as the reader does.
+func (f *framedResponse) read(plan *readPlan, res *fetchResult, session *fetchSession) error {
+	return readFetchResponse(f.reader(), f.corr, plan, res, session)
 }
 
 func topic(name string, parts ...kmsg.FetchResponseTopicPartition) kmsg.FetchResponseTopic {
@@ -89,7 +109,7 @@ func TestResponsesMoveOffsetsPastWholeBatchesOnly(t *testing.T) {
 			// A whole batch, then one cut short: only the first counts.
 			partition(1, batch(0, 3, 70), batch(3, 4, 200)[:90])),
 		topic("b", partition(0)))
-	if err := readFetchResponse(c, 1, plan, &res, &session); err != nil {
+	if err := c.read(plan, &res, &session); err != nil {
 		t.Fatal(err)
 	}
 	if res.Records != 18 || res.Bytes != 250 {
@@ -104,22 +124,39 @@ func TestResponsesMoveOffsetsPastWholeBatchesOnly(t *testing.T) {
 func TestSessionRequestsNameOnlyWhatMovedAndForgetWhatEnded(t *testing.T) {
 	plan := testPlan()
 	session := fetchSession{epoch: 0}
-	plan.request(&session, 1<<20)
-	if err := session.answered(0, 7); err != nil || session.id != 7 || session.epoch != 1 {
-		t.Fatalf("session after the first answer: %+v, %v", session, err)
+	req, _ := plan.request(&session, 1<<20)
+	if got, want := strings.Join(named(req), " "), "a-0@0 a-1@0 b-0@5"; got != want {
+		t.Fatalf("the request opening the session names %q, want %q", got, want)
 	}
 	var res fetchResult
-	c := response(t, 1, topic("a", partition(0, batch(0, 15, 100))))
-	if err := readFetchResponse(c, 1, plan, &res, &fetchSession{epoch: -1}); err != nil {
+	// The answer opening session 7: a-0 read to its end, a-1 read in part.
+	c := response(t, 1, topic("a", partition(0, batch(0, 15, 100)), partition(1, batch(0, 3, 70))))
+	c.sessionID = 7
+	if err := c.read(plan, &res, &session); err != nil {
 		t.Fatal(err)
 	}
+	if session.id != 7 || session.epoch != 1 {
+		t.Fatalf("session after its first answer: %+v, want id 7 epoch 1", session)
+	}
 	req, remaining := plan.request(&session, 1<<20)
-	if len(req.Topics) != 0 || remaining != 2 {
-		t.Fatalf("named %v (%d remaining), want nothing new (2)", named(req), remaining)
+	if got, want := strings.Join(named(req), " "), "a-1@3"; got != want || remaining != 2 {
+		t.Fatalf("incremental request names %q (%d remaining), want %q (2)", got, remaining, want)
 	}
 	if len(req.ForgottenTopics) != 1 || req.ForgottenTopics[0].Topic != "a" ||
 		len(req.ForgottenTopics[0].Partitions) != 1 || req.ForgottenTopics[0].Partitions[0] != 0 {
 		t.Fatalf("forgot %+v, want a-0", req.ForgottenTopics)
+	}
+	// The broker lost the session: the next request is full again, and forgets nothing.
+	c = response(t, 2)
+	c.errorCode = 70 // FETCH_SESSION_ID_NOT_FOUND
+	if err := c.read(plan, &res, &session); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = plan.request(&session, 1<<20)
+	if got, want := strings.Join(named(req), " "), "a-1@3 b-0@5"; got != want ||
+		req.SessionID != 0 || req.SessionEpoch != 0 || len(req.ForgottenTopics) != 0 {
+		t.Fatalf("after a lost session: names %q (session %d, epoch %d, forgets %v), want %q in a new session",
+			got, req.SessionID, req.SessionEpoch, req.ForgottenTopics, want)
 	}
 }
 
@@ -127,11 +164,18 @@ func TestAResponseNamingAnUnaskedPartitionIsAnError(t *testing.T) {
 	plan := testPlan()
 	var res fetchResult
 	session := fetchSession{epoch: -1}
-	for _, c := range []*countingReader{
-		response(t, 1, topic("c", partition(0))),
-		response(t, 1, topic("a", partition(2))),
+	plan.request(&session, 1<<20)
+	// a-0 read to its end: the next request does not name it.
+	if err := response(t, 1, topic("a", partition(0, batch(0, 15, 100)))).read(plan, &res, &session); err != nil {
+		t.Fatal(err)
+	}
+	plan.request(&session, 1<<20)
+	for _, c := range []*framedResponse{
+		response(t, 2, topic("c", partition(0))),
+		response(t, 2, topic("a", partition(2))),
+		response(t, 2, topic("a", partition(0))),
 	} {
-		err := readFetchResponse(c, 1, plan, &res, &session)
+		err := c.read(plan, &res, &session)
 		if err == nil || !strings.Contains(err.Error(), "not asked for") {
 			t.Fatalf("got %v, want an error naming a partition not asked for", err)
 		}
