@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -14,6 +14,7 @@ use kafka_protocol::records::{
 use serde::{Deserialize, Serialize};
 use sluice_storage::batch::{BatchHeader, HEADER_BYTES};
 use sluice_storage::config::LogConfig;
+use sluice_storage::durable;
 use sluice_storage::PartitionLog;
 
 use crate::clock::now_ms;
@@ -41,6 +42,29 @@ pub struct OffsetStore {
     log: PartitionLog,
 }
 
+/// Where a rewrite moves the old offsets log while it installs the new one.
+fn retired(dir: &Path) -> PathBuf {
+    dir.with_extension("old-delete")
+}
+
+/// A crash between a rewrite's two renames leaves no log under `dir` and the old,
+/// complete one retired: put it back (the rewrite runs again on this start). Once the
+/// new log is in place, a retired one left over is only garbage.
+fn finish_interrupted_rewrite(dir: &Path) -> Result<(), sluice_storage::Error> {
+    let doomed = retired(dir);
+    if !doomed.exists() {
+        return Ok(());
+    }
+    let io = |op| move |source| sluice_storage::Error::Io { op, source };
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&doomed);
+        return Ok(());
+    }
+    tracing::warn!(dir = %dir.display(), "restoring the offsets log a rewrite had retired");
+    std::fs::rename(&doomed, dir).map_err(io("restoring the retired offsets log"))?;
+    durable::sync_parent(dir).map_err(io("syncing the offsets log's directory"))
+}
+
 /// One change: a commit (`Some`) or a deletion (`None`).
 pub type OffsetChange = (String, String, i32, Option<Committed>);
 
@@ -50,6 +74,7 @@ impl OffsetStore {
             segment_bytes: 64 << 20,
             ..LogConfig::default()
         };
+        finish_interrupted_rewrite(dir)?;
         let log = PartitionLog::open(dir, config.clone(), now_ms())?;
         let (offsets, records) = replay(&log)?;
         let live: usize = offsets.values().map(BTreeMap::len).sum();
@@ -90,9 +115,12 @@ impl OffsetStore {
         fresh.log.flush(now_ms())?;
         drop(fresh);
         drop(old);
-        let doomed = dir.with_extension("old-delete");
+        let doomed = retired(dir);
         std::fs::rename(dir, &doomed).map_err(io("retiring the old offsets log"))?;
         std::fs::rename(&fresh_dir, dir).map_err(io("installing the rewritten offsets log"))?;
+        // Both renames durable before the old log goes: until then a crash must find one
+        // of the two logs under a name `finish_interrupted_rewrite` knows.
+        durable::sync_parent(dir).map_err(io("syncing the offsets log's directory"))?;
         let _ = std::fs::remove_dir_all(&doomed);
         Ok(OffsetStore {
             log: PartitionLog::open(dir, config, now_ms())?,
@@ -276,5 +304,26 @@ mod tests {
         let (_, m2) = OffsetStore::open(&path).unwrap();
         assert_eq!(m, m2);
         assert_eq!(m2["g"][&("t".to_string(), 2)].offset, 11_999);
+    }
+
+    #[test]
+    fn a_rewrite_cut_between_its_renames_loses_no_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("__consumer_offsets-0");
+        {
+            let (mut s, _) = OffsetStore::open(&path).unwrap();
+            s.append(&[("g".into(), "t".into(), 0, c(42))]).unwrap();
+        }
+        // As a crash after the first rename leaves it: the old log retired, no new one.
+        std::fs::rename(&path, retired(&path)).unwrap();
+        let (_, m) = OffsetStore::open(&path).unwrap();
+        assert_eq!(m["g"][&("t".to_string(), 0)].offset, 42);
+        assert!(!retired(&path).exists());
+
+        // As a crash after both renames leaves it: the retired log is only garbage.
+        std::fs::create_dir(retired(&path)).unwrap();
+        let (_, m) = OffsetStore::open(&path).unwrap();
+        assert_eq!(m["g"][&("t".to_string(), 0)].offset, 42);
+        assert!(!retired(&path).exists());
     }
 }
