@@ -601,6 +601,13 @@ def checks(rows):
     six = fig("1kib-acks1", FRANZ, "produce_mb_per_s")
     if wide and six:
         out["sluice 10000-partition produce over its 6-partition produce (goal >= 0.8)"] = round(wide / six, 3)
+    # The goal names throughput, not only produce: the reads are set the same way.
+    for client in (FRANZ, RAW):
+        wide = fig("10000-partitions", client, "consume_mb_per_s")
+        six = fig("1kib-acks1", client, "consume_mb_per_s")
+        if wide and six:
+            out[f"sluice 10000-partition consume ({client}) over its 6-partition consume "
+                "(goal >= 0.8)"] = round(wide / six, 3)
     rss = fig("delay", DELAY, "delay_rss_added_mb")
     pending = fig("delay", DELAY, "delay_pending_records")
     if rss is not None and pending:
