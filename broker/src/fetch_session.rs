@@ -12,13 +12,19 @@
 //!   the cache has no room), epoch -1 is a full fetch without one; either closes the
 //!   session the request names;
 //! - an incremental request must carry the session's next epoch, else
-//!   `INVALID_FETCH_SESSION_EPOCH`; an unknown id gets `FETCH_SESSION_ID_NOT_FOUND`;
-//! - a partition that is answered moves to the end of the session, so that when the
-//!   response's byte limit is reached the others come first next time;
+//!   `INVALID_FETCH_SESSION_EPOCH`; an unknown id gets `FETCH_SESSION_ID_NOT_FOUND`; a
+//!   request overtaken by the next one of its session before it is answered (a client
+//!   that does not wait for answers) gets `INVALID_FETCH_SESSION_EPOCH` too;
+//! - a partition that returned records moves to the end of the session, so that when
+//!   the response's byte limit is reached the others come first next time (one answered
+//!   only for new offsets stays where it is: it was not read);
+//! - a partition answered with an error is remembered with no high watermark, so that it
+//!   is answered again once the error clears;
 //! - the cache holds `max.incremental.fetch.session.cache.slots` sessions. A new one
-//!   takes the place of the least recently used session idle for
-//!   `min.incremental.fetch.session.eviction.ms`, else of the smallest session if the
-//!   new one has more partitions, else it is not created.
+//!   takes the place of the least recently used session idle for longer than
+//!   `min.incremental.fetch.session.eviction.ms`, else of the smallest session that is
+//!   older than that if the new one has more partitions, else it is not created: a new
+//!   session is never pushed out by the next one to come.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -82,6 +88,21 @@ impl Sent {
                     )
             })
     }
+
+    /// What the session keeps of it: after an error, no high watermark (-1), so that the
+    /// first answer without the error differs and is sent (Kafka's `CachedPartition`
+    /// does the same); otherwise a partition whose error cleared with unchanged offsets
+    /// would be left out, and the client would keep its stale view of them.
+    fn remembered(&self) -> Sent {
+        if self.error_code == 0 {
+            *self
+        } else {
+            Sent {
+                high_watermark: -1,
+                ..*self
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +136,7 @@ struct Session {
     uses_topic_ids: bool,
     partitions: Vec<Cached>,
     last_used: Instant,
+    created: Instant,
 }
 
 /// The broker's fetch sessions.
@@ -262,9 +284,9 @@ impl FetchSessions {
     /// Records what was read (`sent[i]` for `plan.partitions[i]`): opens the session of
     /// a full fetch, or updates an incremental one. Returns the response's session id
     /// and which partitions the response holds.
-    pub fn finish(&self, plan: Plan, sent: &[Sent], now: Instant) -> (i32, Vec<bool>) {
+    pub fn finish(&self, plan: Plan, sent: &[Sent], now: Instant) -> (i32, Result<Vec<bool>, E>) {
         debug_assert_eq!(plan.partitions.len(), sent.len());
-        let all = vec![true; sent.len()];
+        let all = Ok(vec![true; sent.len()]);
         match plan.kind {
             Kind::Sessionless => (NO_SESSION, all),
             Kind::Full => {
@@ -274,7 +296,7 @@ impl FetchSessions {
                     .zip(sent)
                     .map(|(requested, s)| Cached {
                         requested,
-                        sent: Some(*s),
+                        sent: Some(s.remembered()),
                     })
                     .collect();
                 (self.open(plan.uses_topic_ids, partitions, now), all)
@@ -287,28 +309,32 @@ impl FetchSessions {
                 };
                 if session.epoch != next_epoch || session.partitions.len() != sent.len() {
                     // Another request of this session got in between (a client that
-                    // does not wait for its answers): leave the session to that one.
-                    return (id, all);
+                    // does not wait for its answers): that one keeps the session, and
+                    // this one is refused, as Kafka refuses a "possible duplicate".
+                    return (id, Err(E::InvalidFetchSessionEpoch));
                 }
                 let mut include = Vec::with_capacity(sent.len());
                 for (cached, s) in session.partitions.iter_mut().zip(sent) {
                     include.push(s.must_send(cached.sent.as_ref()));
-                    cached.sent = Some(*s);
+                    cached.sent = Some(s.remembered());
                 }
-                // Answered partitions go to the end, in their order, so the rest are
-                // read first when the next response fills up.
-                let mut answered = Vec::new();
+                // Partitions that returned records go to the end, in their order, so
+                // the rest are read first when the next response fills up. Only those:
+                // one answered for a new high watermark alone was not read, and moving
+                // it would keep the partitions read first in front (Kafka moves a
+                // partition only when it returned records, too).
+                let mut read = Vec::new();
                 let mut rest = Vec::with_capacity(session.partitions.len());
-                for (cached, &inc) in session.partitions.drain(..).zip(&include) {
-                    if inc {
-                        answered.push(cached);
+                for (cached, s) in session.partitions.drain(..).zip(sent) {
+                    if s.has_records {
+                        read.push(cached);
                     } else {
                         rest.push(cached);
                     }
                 }
-                rest.extend(answered);
+                rest.extend(read);
                 session.partitions = rest;
-                (id, include)
+                (id, Ok(include))
             }
         }
     }
@@ -322,13 +348,19 @@ impl FetchSessions {
         if sessions.len() >= self.slots {
             let stale = sessions
                 .iter()
-                .filter(|(_, s)| now.duration_since(s.last_used) >= self.eviction)
+                .filter(|(_, s)| now.duration_since(s.last_used) > self.eviction)
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(&id, _)| id);
+            // A busy session is only given up for a larger one once it has lived the
+            // eviction time: else each new session of a stream of growing ones would
+            // push out the one before it, none living long enough to be used.
             let smaller = || {
                 sessions
                     .iter()
-                    .filter(|(_, s)| s.partitions.len() < partitions.len())
+                    .filter(|(_, s)| {
+                        s.partitions.len() < partitions.len()
+                            && now.duration_since(s.created) > self.eviction
+                    })
                     .min_by_key(|(_, s)| (s.partitions.len(), s.last_used))
                     .map(|(&id, _)| id)
             };
@@ -353,6 +385,7 @@ impl FetchSessions {
                 uses_topic_ids,
                 partitions,
                 last_used: now,
+                created: now,
             },
         );
         id
@@ -421,7 +454,7 @@ mod tests {
         assert_eq!(plan.kind, Kind::Full);
         let (id, include) = cache.finish(plan, &[sent(10, true); 3], now);
         assert_ne!(id, 0);
-        assert_eq!(include, vec![true; 3]);
+        assert_eq!(include, Ok(vec![true; 3]));
         id
     }
 
@@ -446,7 +479,7 @@ mod tests {
             now,
         );
         assert_eq!(rid, id);
-        assert_eq!(include, vec![false, true, true]);
+        assert_eq!(include, Ok(vec![false, true, true]));
         // a1 and b0 were answered and move to the end; a0 was not, so it stays first.
         let plan = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
         assert_eq!(
@@ -458,24 +491,71 @@ mod tests {
             &[sent(10, false), sent(12, false), sent(10, false)],
             now,
         );
-        assert_eq!(include, vec![false, false, false], "nothing changed");
+        assert_eq!(include, Ok(vec![false, false, false]), "nothing changed");
     }
 
     #[test]
-    fn answered_partitions_rotate_to_the_end() {
+    fn partitions_that_returned_records_rotate_to_the_end() {
         let cache = FetchSessions::new(10, Duration::from_secs(120));
         let now = Instant::now();
         let id = opened(&cache, now);
         let plan = cache.begin(&request(id, 1, &[]), V12, now).unwrap();
-        cache.finish(
+        // a0 returned records; a1 is answered for its new high watermark only.
+        let (_, include) = cache.finish(
             plan,
-            &[sent(11, true), sent(10, false), sent(10, false)],
+            &[sent(11, true), sent(12, false), sent(10, false)],
             now,
         );
+        assert_eq!(include, Ok(vec![true, true, false]));
+        // Only a0 moves: a1 was not read, and stays ahead of what was.
         let plan = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
         assert_eq!(
             offsets(&plan),
             vec![("a".into(), 1, 0), ("b".into(), 0, 0), ("a".into(), 0, 0)]
+        );
+        // A response filled by its first partitions: the others are read first next.
+        let (_, include) = cache.finish(
+            plan,
+            &[sent(13, true), sent(11, false), sent(11, false)],
+            now,
+        );
+        assert_eq!(include, Ok(vec![true, true, false]));
+        let plan = cache.begin(&request(id, 3, &[]), V12, now).unwrap();
+        assert_eq!(
+            offsets(&plan),
+            vec![("b".into(), 0, 0), ("a".into(), 0, 0), ("a".into(), 1, 0)]
+        );
+    }
+
+    #[test]
+    fn a_partition_is_answered_again_once_its_error_clears() {
+        let cache = FetchSessions::new(10, Duration::from_secs(120));
+        let now = Instant::now();
+        let id = opened(&cache, now);
+        // b0 fails with its offsets unchanged (an out-of-range fetch offset reports the
+        // partition's real ones), then reads cleanly with the same offsets.
+        let failed = Sent {
+            error_code: E::OffsetOutOfRange.code(),
+            ..sent(10, false)
+        };
+        let plan = cache.begin(&request(id, 1, &[]), V12, now).unwrap();
+        let (_, include) = cache.finish(plan, &[sent(10, false), sent(10, false), failed], now);
+        assert_eq!(include, Ok(vec![false, false, true]));
+        let plan = cache
+            .begin(&request(id, 2, &[("b", 0, 10)]), V12, now)
+            .unwrap();
+        let (_, include) = cache.finish(plan, &[sent(10, false); 3], now);
+        assert_eq!(
+            include,
+            Ok(vec![false, false, true]),
+            "the cleared error is answered"
+        );
+        let plan = cache.begin(&request(id, 3, &[]), V12, now).unwrap();
+        let (_, include) = cache.finish(plan, &[sent(10, false); 3], now);
+        assert_eq!(
+            include,
+            Ok(vec![false; 3]),
+            "then left out while nothing changes"
         );
     }
 
@@ -495,10 +575,14 @@ mod tests {
             ..sent(-1, false)
         };
         let (_, include) = cache.finish(plan, &[sent(10, false), failed], now);
-        assert_eq!(include, vec![false, true]);
+        assert_eq!(include, Ok(vec![false, true]));
         let plan = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
         let (_, include) = cache.finish(plan, &[sent(10, false), failed], now);
-        assert_eq!(include, vec![false, true], "an error is sent every time");
+        assert_eq!(
+            include,
+            Ok(vec![false, true]),
+            "an error is sent every time"
+        );
     }
 
     #[test]
@@ -512,7 +596,7 @@ mod tests {
         assert_eq!(err, E::FetchSessionIdNotFound);
         // The session is still usable after a refused request.
         let plan = cache.begin(&request(id, 1, &[]), V12, now).unwrap();
-        cache.finish(plan, &[sent(10, false); 3], now);
+        assert!(cache.finish(plan, &[sent(10, false); 3], now).1.is_ok());
         // A v13 request cannot use a session of names.
         let err = cache.begin(&request(id, 2, &[]), 13, now).unwrap_err();
         assert_eq!(err, E::FetchSessionTopicIdError);
@@ -525,6 +609,21 @@ mod tests {
         assert_eq!(cache.open_sessions(), 0);
         let err = cache.begin(&request(id, 2, &[]), V12, now).unwrap_err();
         assert_eq!(err, E::FetchSessionIdNotFound);
+    }
+
+    #[test]
+    fn a_request_overtaken_by_the_next_of_its_session_is_refused() {
+        let cache = FetchSessions::new(10, Duration::from_secs(120));
+        let now = Instant::now();
+        let id = opened(&cache, now);
+        // A client that does not wait for its answers: epoch 2 starts before epoch 1's
+        // answer is made.
+        let first = cache.begin(&request(id, 1, &[]), V12, now).unwrap();
+        let second = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
+        let (rid, include) = cache.finish(first, &[sent(10, false); 3], now);
+        assert_eq!((rid, include), (id, Err(E::InvalidFetchSessionEpoch)));
+        let (rid, include) = cache.finish(second, &[sent(11, false); 3], now);
+        assert_eq!((rid, include), (id, Ok(vec![true; 3])));
     }
 
     #[test]
@@ -556,17 +655,25 @@ mod tests {
             .begin(&request(0, 0, &[("x", 0, 0)]), V12, t0)
             .unwrap();
         assert_eq!(cache.finish(plan, &[sent(1, false)], t0).0, 0);
-        // A larger session takes the smaller one's place.
+        // Nor is a larger one while the first is younger than the eviction time.
         let four = [("x", 0, 0), ("x", 1, 0), ("x", 2, 0), ("x", 3, 0)];
         let plan = cache.begin(&request(0, 0, &four), V12, t0).unwrap();
-        let second = cache.finish(plan, &[sent(1, false); 4], t0).0;
+        assert_eq!(cache.finish(plan, &[sent(1, false); 4], t0).0, 0);
+        // The first is in use, and lives past the eviction time.
+        let busy = t0 + Duration::from_secs(119);
+        let plan = cache.begin(&request(first, 1, &[]), V12, busy).unwrap();
+        assert!(cache.finish(plan, &[sent(10, false); 3], busy).1.is_ok());
+        // Now a larger session takes the smaller one's place, though it is not idle.
+        let aged = t0 + Duration::from_secs(121);
+        let plan = cache.begin(&request(0, 0, &four), V12, aged).unwrap();
+        let second = cache.finish(plan, &[sent(1, false); 4], aged).0;
         assert!(second != 0 && second != first);
         assert_eq!(
-            cache.begin(&request(first, 1, &[]), V12, t0).unwrap_err(),
+            cache.begin(&request(first, 2, &[]), V12, aged).unwrap_err(),
             E::FetchSessionIdNotFound
         );
         // Once idle past the eviction time, any new session may take its place.
-        let later = t0 + Duration::from_secs(121);
+        let later = aged + Duration::from_secs(121);
         let plan = cache
             .begin(&request(0, 0, &[("y", 0, 0)]), V12, later)
             .unwrap();

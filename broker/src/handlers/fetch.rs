@@ -123,6 +123,18 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
         })
         .collect();
     let (session_id, include) = b.fetch_sessions.finish(plan, &sent, Instant::now());
+    let include = match include {
+        Ok(include) => include,
+        Err(e) => {
+            tracing::debug!(session_id, error = ?e, "fetch overtaken by the next of its session");
+            let top = FetchTop {
+                error_code: e.code(),
+                session_id,
+                ..top
+            };
+            return encode(ctx, top, Vec::new());
+        }
+    };
     // Grouped by topic, in the order topics first appear (a session's order, after its
     // rotation, may interleave them).
     let mut topics: Vec<FetchTopic<SendRegion>> = Vec::new();
