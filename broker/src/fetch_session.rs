@@ -283,7 +283,7 @@ impl FetchSessions {
 
     /// Records what was read (`sent[i]` for `plan.partitions[i]`): opens the session of
     /// a full fetch, or updates an incremental one. Returns the response's session id
-    /// and which partitions the response holds.
+    /// and which partitions the response holds, or the error that refuses the request.
     pub fn finish(&self, plan: Plan, sent: &[Sent], now: Instant) -> (i32, Result<Vec<bool>, E>) {
         debug_assert_eq!(plan.partitions.len(), sent.len());
         let all = Ok(vec![true; sent.len()]);
@@ -480,7 +480,8 @@ mod tests {
         );
         assert_eq!(rid, id);
         assert_eq!(include, Ok(vec![false, true, true]));
-        // a1 and b0 were answered and move to the end; a0 was not, so it stays first.
+        // b0 returned records and moves to the end; a0 and a1 stay where they are (a1
+        // was answered for its new high watermark only).
         let plan = cache.begin(&request(id, 2, &[]), V12, now).unwrap();
         assert_eq!(
             offsets(&plan),
