@@ -379,10 +379,15 @@ impl PartitionLog {
             if batches.len() > 1 {
                 return Err(Error::DuplicateSequence);
             }
+            // A retry is answered as the original was: on a LogAppendTime topic with the
+            // time the broker stamped on it (its max timestamp), as Kafka's
+            // `UnifiedLog.append` answers a duplicate; a client reports that time as
+            // its records' timestamp.
+            let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
             return Ok(AppendResult {
                 base_offset: meta.base_offset,
                 last_offset: meta.last_offset,
-                log_append_time_ms: -1,
+                log_append_time_ms: if log_append { meta.max_timestamp } else { -1 },
                 log_start_offset: self.log_start_offset,
                 duplicate: true,
                 records: 0,

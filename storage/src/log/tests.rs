@@ -410,6 +410,13 @@ fn log_append_time() {
     assert_eq!(r.log_append_time_ms, 777);
     let h = read_all(&log, 0)[0];
     assert!(h.is_log_append_time() && h.max_timestamp == 777);
+    // An idempotent producer's retry is answered with the time of the original append.
+    let idempotent = build_batch(0, 5, &[b"b"], (42, 0, 0)).to_vec();
+    let r = append(&mut log, &idempotent, 0, 800).unwrap();
+    assert_eq!((r.base_offset, r.log_append_time_ms), (1, 800));
+    let r = append(&mut log, &idempotent, 0, 900).unwrap();
+    assert!(r.duplicate);
+    assert_eq!((r.base_offset, r.log_append_time_ms), (1, 800));
 }
 
 #[test]
