@@ -131,6 +131,34 @@ def test_delete_then_recreate_topic_is_empty(bootstrap):
     assert watermarks(bootstrap, topic, [0]) == {0: (0, 0)}
 
 
+def test_deleting_a_topic_deletes_its_committed_offsets(bootstrap):
+    # As Kafka does: consumers of a topic re-created under the same name must not resume
+    # at offsets committed against the old log.
+    a = admin(bootstrap)
+    topic = create_topic(bootstrap, uniq("adm-del-offsets"), partitions=1)
+    kept = create_topic(bootstrap, uniq("adm-kept-offsets"), partitions=1)
+    for t in (topic, kept):
+        cf_produce(bootstrap, t, [{"value": f"v{i}".encode()} for i in range(20)])
+    group = uniq("adm-del-offsets")
+    c = cf_consumer(bootstrap, group=group)
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 15), TopicPartition(kept, 0, 7)],
+                 asynchronous=False)
+    finally:
+        c.close()
+    req = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0), TopicPartition(kept, 0)])]
+
+    def committed():
+        res = a.list_consumer_group_offsets(req, request_timeout=T)[group].result(RT)
+        return {tp.topic: tp.offset for tp in res.topic_partitions}
+    assert committed() == {topic: 15, kept: 7}
+    a.delete_topics([topic], operation_timeout=T, request_timeout=T)[topic].result(RT)
+    wait_until(lambda: topic not in topic_names(bootstrap), 15, what="topic deletion")
+    after = committed()
+    assert after[topic] < 0, "a deleted topic's offsets survived it"
+    assert after[kept] == 7, "another topic's offsets went with it"
+
+
 def test_create_partitions(bootstrap):
     a = admin(bootstrap)
     topic = create_topic(bootstrap, uniq("adm-parts"), partitions=2)

@@ -295,6 +295,40 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// A deleted topic's committed offsets go from every group, as Kafka's
+    /// `OffsetMetadataManager.onPartitionsDeleted` removes them: a topic re-created under
+    /// the same name starts with none, instead of its consumers resuming at offsets of
+    /// the old log (skipping records, or resetting by `auto.offset.reset`).
+    pub fn delete_topic_offsets(&self, topic: &str) {
+        let mut inner = self.lock();
+        let range = (topic.to_owned(), i32::MIN)..=(topic.to_owned(), i32::MAX);
+        let changes: Vec<OffsetChange> = inner
+            .offsets
+            .iter()
+            .flat_map(|(g, m)| {
+                m.range(range.clone())
+                    .map(|((t, p), _)| (g.clone(), t.clone(), *p, None))
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = inner.store.append(&changes) {
+            tracing::error!(topic, error = %e, "deleting a deleted topic's offsets failed");
+            return;
+        }
+        for (g, t, p, _) in &changes {
+            if let Some(m) = inner.offsets.get_mut(g) {
+                m.remove(&(t.clone(), *p));
+            }
+        }
+        tracing::info!(
+            topic,
+            offsets = changes.len(),
+            "deleted the committed offsets of a deleted topic"
+        );
+    }
+
     /// OffsetDelete: per-partition results; refused for topics an active consumer group
     /// subscribes to.
     pub fn delete_offsets(

@@ -247,7 +247,8 @@ impl Group {
             }
             return self.add_and_wait(id, req, now, initial_delay);
         }
-        if !self.members.contains_key(&req.member_id) {
+        // Only dynamic members wait as pending (MEMBER_ID_REQUIRED).
+        if req.instance_id.is_none() && !self.members.contains_key(&req.member_id) {
             if self.pending_members.remove(&req.member_id).is_some() {
                 if self.members.len() >= max_size {
                     return Pending::Now(JoinResult::error(E::GroupMaxSizeReached, &req.member_id));
@@ -257,10 +258,12 @@ impl Group {
             }
             return Pending::Now(JoinResult::error(E::UnknownMemberId, &req.member_id));
         }
-        if let Some(instance) = &req.instance_id {
-            if self.static_members.get(instance) != Some(&req.member_id) {
-                return Pending::Now(JoinResult::error(E::FencedInstanceId, &req.member_id));
-            }
+        // A static member's instance is checked before its member id, as Kafka's
+        // `validateMember` does: an old incarnation with an id the group no longer knows
+        // is fenced (FENCED_INSTANCE_ID), not sent to join afresh (UNKNOWN_MEMBER_ID),
+        // which would let it take the instance back from the live one.
+        if let Err(e) = self.check_member(&req.member_id, req.instance_id.as_deref()) {
+            return Pending::Now(JoinResult::error(e, &req.member_id));
         }
         let id = req.member_id.clone();
         let changed = {
@@ -277,7 +280,14 @@ impl Group {
             GroupState::CompletingRebalance | GroupState::Stable
                 if !(changed || self.state == GroupState::Stable && is_leader) =>
             {
-                Pending::Now(self.current_join_result(&id))
+                let mut r = self.current_join_result(&id);
+                if is_leader {
+                    // A leader that missed its JoinGroup answer (a lost connection) asks
+                    // again before syncing: it must get the members to assign, else it
+                    // assigns nothing and the group sits idle (Kafka answers it the same).
+                    r.members = self.member_list();
+                }
+                Pending::Now(r)
             }
             _ => self.park_join(&id, now, initial_delay),
         }
@@ -302,7 +312,6 @@ impl Group {
         if let Some(w) = m.sync_waiter.take() {
             let _ = w.send(SyncResult::error(E::FencedInstanceId));
         }
-        let unchanged = m.protocols == req.protocols;
         m.id = new_id.clone();
         m.protocols = req.protocols;
         m.session_timeout = req.session_timeout;
@@ -317,6 +326,10 @@ impl Group {
         if was_leader {
             self.leader = Some(new_id.clone());
         }
+        // Real clients put what they own and their last generation in the metadata, so a
+        // restarted member's bytes differ: like Kafka, rebalance only if the protocol the
+        // group would now select changes (`updateStaticMemberThenRebalanceOrCompleteJoin`).
+        let unchanged = self.protocol.as_deref() == Some(self.select_protocol().as_str());
         if self.state == GroupState::Stable && unchanged {
             // KIP-345: a static member that restarts gets its old assignment back
             // without a rebalance; a leader is told to skip assigning (KIP-814).

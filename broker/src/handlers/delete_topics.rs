@@ -69,6 +69,7 @@ pub async fn handle(
             result.error_message = Some(str_bytes(r.message));
         } else {
             tracing::info!(topic = %topic.name, "deleted topic");
+            b.groups.delete_topic_offsets(&topic.name);
             // A view cannot outlive its source (documented): delete its views with it.
             for v in view::views_of(&image, &topic.name) {
                 let cmd = MetadataCommand::DeleteTopic {
@@ -76,7 +77,8 @@ pub async fn handle(
                 };
                 match topics::propose_simple(b, cmd).await {
                     Ok(()) => {
-                        tracing::info!(view = %v.name, source = %topic.name, "deleted view with its source")
+                        tracing::info!(view = %v.name, source = %topic.name, "deleted view with its source");
+                        b.groups.delete_topic_offsets(&v.name);
                     }
                     Err(r) => {
                         tracing::error!(view = %v.name, error = %r.message, "could not delete view of a deleted topic")

@@ -177,6 +177,35 @@ fn static_member_rejoins_without_rebalance() {
         g.heartbeat(1, &first.member_id, Some("i1"), t),
         Err(E::FencedInstanceId)
     );
+    // and so is its JoinGroup, though the group no longer knows its member id
+    let zombie = now_result(g.join(
+        req(&first.member_id, Some("i1"), &[("range", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    assert_eq!(zombie.error, E::FencedInstanceId.code());
+    // Real clients' metadata changes across a restart (what they owned, their
+    // generation): while the group's protocol stays, still no rebalance.
+    let third = now_result(g.join(
+        req("", Some("i1"), &[("range", b"owned A, generation 1")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    assert_eq!((third.generation, g.state), (1, GroupState::Stable));
+    // One that now prefers another protocol changes the group's choice: a rebalance.
+    let mut rx = waiting(g.join(
+        req("", Some("i1"), &[("sticky", b"m"), ("range", b"m")]),
+        t,
+        Duration::ZERO,
+        100,
+    ));
+    let fourth = rx.try_recv().unwrap();
+    assert_eq!(
+        (fourth.generation, fourth.protocol_name.as_deref()),
+        (2, Some("sticky"))
+    );
 }
 
 #[test]
@@ -251,4 +280,29 @@ fn protocol_choice_follows_member_preference() {
     let j = rx.try_recv().unwrap();
     assert_eq!(j.protocol_name.as_deref(), Some("range"));
     assert_eq!(j.members[0].metadata, Bytes::from_static(b"a"));
+}
+
+#[test]
+fn leader_asking_again_before_sync_gets_the_members() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, mut rx_a) = join_new(&mut g, t);
+    assert_eq!(rx_a.try_recv().unwrap().members.len(), 1);
+    let (b, mut rx_b) = join_new(&mut g, t);
+    let mut rx_a = waiting(g.join(req(&a, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    let (ja, jb) = (rx_a.try_recv().unwrap(), rx_b.try_recv().unwrap());
+    assert_eq!((ja.generation, ja.members.len()), (2, 2));
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    // The leader's answer was lost: it asks again with the same metadata.
+    let again = now_result(g.join(req(&a, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    assert_eq!((again.generation, again.leader.as_str()), (2, a.as_str()));
+    let mut ids: Vec<_> = again.members.iter().map(|m| m.member_id.clone()).collect();
+    ids.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(ids, want, "the leader gets every member to assign");
+    // A follower asking again gets no member list.
+    let again = now_result(g.join(req(&b, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    assert_eq!((again.generation, again.members.len()), (2, 0));
+    assert_eq!(jb.generation, 2);
 }
