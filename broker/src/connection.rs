@@ -159,6 +159,7 @@ async fn handle_frame(
         }),
         Reply::Chunks(chunks) => Ok(Some(chunks)),
         Reply::Nothing => Ok(None),
+        Reply::Close(reason) => Err(reason),
     }
 }
 

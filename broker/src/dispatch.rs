@@ -31,6 +31,9 @@ pub enum Reply {
     Chunks(Vec<Chunk<SendRegion>>),
     /// No response at all (Produce with acks=0).
     Nothing,
+    /// No response, and the connection is closed, for the reason given: an acks=0
+    /// Produce that failed, whose producer learns of it only so (as from Kafka).
+    Close(String),
 }
 
 /// Who sent a request: what handlers need beyond the body.

@@ -16,8 +16,10 @@ pub fn storage(e: &StorageError) -> E {
     match e {
         StorageError::Io { .. } | StorageError::Poisoned => E::KafkaStorageError,
         StorageError::Batch(b) => match b {
-            BatchError::BadMagic { .. } => E::UnsupportedForMessageFormat,
-            BatchError::ControlBatch
+            // Produce v3+ carries magic-2 batches only: Kafka's
+            // `ProduceRequest.validateRecords` refuses others as INVALID_RECORD.
+            BatchError::BadMagic { .. }
+            | BatchError::ControlBatch
             | BatchError::BadCompression { .. }
             | BatchError::BadCount { .. } => E::InvalidRecord,
             BatchError::Transactional => E::TransactionalIdAuthorizationFailed,
@@ -25,7 +27,8 @@ pub fn storage(e: &StorageError) -> E {
             | BatchError::LengthMismatch { .. }
             | BatchError::BadCrc { .. } => E::CorruptMessage,
         },
-        StorageError::NoBatches => E::CorruptMessage,
+        // "at least one record batch per partition" (`ProduceRequest.validateRecords`).
+        StorageError::NoBatches => E::InvalidRecord,
         StorageError::RecordTooLarge { .. } => E::MessageTooLarge,
         StorageError::Producer(ProducerError::InvalidEpoch { .. }) => E::InvalidProducerEpoch,
         StorageError::Producer(ProducerError::OutOfOrder { .. }) => E::OutOfOrderSequenceNumber,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, MetadataRequest, RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, MetadataRequest, ProduceRequest, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -104,9 +105,17 @@ fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
+/// Whether the broker closed the connection: end of stream or a reset, not a read
+/// timeout (a broker that kept the connection and said nothing is not "closed").
 fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    match s.read(&mut b) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
 }
 
 fn api_versions_ok(b: &Broker) {
@@ -195,4 +204,94 @@ fn unknown_topic_without_auto_create() {
     let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
     let resp = kafka_protocol::messages::MetadataResponse::decode(&mut body, 9).unwrap();
     assert!(resp.topics.is_empty());
+}
+
+#[test]
+fn failed_acks_zero_produce_closes_its_connection() {
+    let b = start("\"auto.create.topics.enable\" = false\n");
+    // Nothing fails: no answer, and the connection stays open.
+    let mut s = connect(&b);
+    let nothing = ProduceRequest::default().with_acks(0).with_timeout_ms(1000);
+    s.write_all(&request(ApiKey::Produce, 9, 1, &nothing))
+        .unwrap();
+    s.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        2,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    let r = read_frame(&mut s).expect("the connection is still open");
+    assert_eq!(&r[..4], &2i32.to_be_bytes(), "only ApiVersions is answered");
+    // A partition that does not exist: Kafka closes the connection, the only way an
+    // acks=0 producer learns to refresh its metadata.
+    let failing = ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("nope")))
+            .with_partition_data(
+                vec![PartitionProduceData::default().with_index(0)],
+            )]);
+    s.write_all(&request(ApiKey::Produce, 9, 3, &failing))
+        .unwrap();
+    // Were it still open, this would be answered.
+    let _ = s.write_all(&request(
+        ApiKey::ApiVersions,
+        3,
+        4,
+        &ApiVersionsRequest::default(),
+    ));
+    assert!(read_frame(&mut s).is_none(), "the connection was closed");
+    api_versions_ok(&b);
+}
+
+#[test]
+fn produce_without_a_magic_2_batch_is_an_invalid_record() {
+    use kafka_protocol::protocol::Decodable;
+    let b = start("");
+    let topic = TopicName(StrBytes::from_static_str("raw-invalid"));
+    // Auto-created by the Metadata request.
+    let mut s = connect(&b);
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic.clone()))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    s.write_all(&request(ApiKey::Metadata, 9, 1, &req)).unwrap();
+    read_frame(&mut s).expect("metadata");
+    // A 61-byte header of a magic-1 batch, lengths right; and an empty records field.
+    let mut magic1 = vec![0u8; 61];
+    magic1[8..12].copy_from_slice(&49i32.to_be_bytes());
+    magic1[16] = 1;
+    let mut corr = 1;
+    for records in [magic1, Vec::new()] {
+        let produce = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic.clone())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(bytes::Bytes::from(records)))])]);
+        // Until the new partition is hosted (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER).
+        let mut error = 3;
+        for _ in 0..100 {
+            corr += 1;
+            s.write_all(&request(ApiKey::Produce, 9, corr, &produce))
+                .unwrap();
+            let r = read_frame(&mut s).expect("produce answered");
+            let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+            let resp = kafka_protocol::messages::ProduceResponse::decode(&mut body, 9).unwrap();
+            error = resp.responses[0].partition_responses[0].error_code;
+            if error != 3 && error != 6 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            error, 87,
+            "INVALID_RECORD, as Kafka's ProduceRequest.validateRecords"
+        );
+    }
 }

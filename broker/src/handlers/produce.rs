@@ -54,7 +54,21 @@ pub async fn handle(b: &Arc<Broker>, _ctx: &RequestContext, req: ProduceRequest)
         );
     }
     if acks == 0 {
-        return Reply::Nothing;
+        // No answer is expected, so a failure is told the way Kafka tells it: by closing
+        // the connection, after which the producer refreshes its metadata.
+        let failed: Vec<String> = responses
+            .iter()
+            .flat_map(|t| {
+                t.partition_responses
+                    .iter()
+                    .filter(|p| p.error_code != 0)
+                    .map(move |p| format!("{}-{}: error {}", t.name.0, p.index, p.error_code))
+            })
+            .collect();
+        if failed.is_empty() {
+            return Reply::Nothing;
+        }
+        return Reply::Close(format!("acks=0 produce failed ({})", failed.join(", ")));
     }
     let resp = ProduceResponse::default().with_responses(responses);
     Reply::Message(Box::new(ResponseKind::Produce(resp)))
@@ -81,7 +95,8 @@ fn append(
             .with_error_code(error_code::unhosted_partition(&b.image(), topic, partition).code());
     };
     let Some(records) = records else {
-        return r.with_error_code(E::CorruptMessage.code());
+        // No batch at all, as Kafka answers a partition without one.
+        return r.with_error_code(E::InvalidRecord.code());
     };
     let accepted_ms = now_ms();
     let retry_policy = retry::is_retry_topic(topic)
