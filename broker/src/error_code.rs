@@ -21,7 +21,13 @@ pub fn storage(e: &StorageError) -> E {
             BatchError::BadMagic { .. }
             | BatchError::ControlBatch
             | BatchError::BadCompression { .. }
-            | BatchError::BadCount { .. } => E::InvalidRecord,
+            | BatchError::BadCount { .. }
+            | BatchError::SeveralBatches { .. } => E::InvalidRecord,
+            // What `LogValidator` throws as InvalidRecordException: records that do not
+            // read, a producer id without a sequence.
+            BatchError::NoSequence { .. }
+            | BatchError::BadCompressedRecords { .. }
+            | BatchError::MalformedRecord { .. } => E::InvalidRecord,
             BatchError::Transactional => E::TransactionalIdAuthorizationFailed,
             BatchError::Truncated { .. }
             | BatchError::LengthMismatch { .. }

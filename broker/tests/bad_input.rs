@@ -246,9 +246,12 @@ fn failed_acks_zero_produce_closes_its_connection() {
     api_versions_ok(&b);
 }
 
+/// Produce batches that Kafka refuses as INVALID_RECORD, one request each, then a good
+/// one: the good one lands at offset 0, so none of the others stored anything.
 #[test]
-fn produce_without_a_magic_2_batch_is_an_invalid_record() {
+fn produce_of_what_kafka_validates_away_is_an_invalid_record() {
     use kafka_protocol::protocol::Decodable;
+    use sluice_storage::batch::{build_batch, reseal};
     let b = start("");
     let topic = TopicName(StrBytes::from_static_str("raw-invalid"));
     // Auto-created by the Metadata request.
@@ -260,12 +263,23 @@ fn produce_without_a_magic_2_batch_is_an_invalid_record() {
         .with_allow_auto_topic_creation(true);
     s.write_all(&request(ApiKey::Metadata, 9, 1, &req)).unwrap();
     read_frame(&mut s).expect("metadata");
-    // A 61-byte header of a magic-1 batch, lengths right; and an empty records field.
+    // A 61-byte header of a magic-1 batch, lengths right.
     let mut magic1 = vec![0u8; 61];
     magic1[8..12].copy_from_slice(&49i32.to_be_bytes());
     magic1[16] = 1;
+    let good = build_batch(0, 1_000, &[b"hello"], (-1, -1, -1)).to_vec();
+    // A record with a negative header count (its last byte), under a good CRC.
+    let mut bad_record = good.clone();
+    *bad_record.last_mut().unwrap() = 1;
+    reseal(&mut bad_record);
+    // A compressed (gzip) batch whose records are not gzip.
+    let mut bad_gzip = good.clone();
+    bad_gzip[22] |= 1;
+    reseal(&mut bad_gzip);
+    let two_batches = [good.clone(), good.clone()].concat();
+    let no_sequence = build_batch(0, 1_000, &[b"hello"], (7, 0, -1)).to_vec();
     let mut corr = 1;
-    for records in [magic1, Vec::new()] {
+    let mut produce = |records: Vec<u8>| {
         let produce = ProduceRequest::default()
             .with_acks(1)
             .with_timeout_ms(5000)
@@ -275,7 +289,6 @@ fn produce_without_a_magic_2_batch_is_an_invalid_record() {
                     .with_index(0)
                     .with_records(Some(bytes::Bytes::from(records)))])]);
         // Until the new partition is hosted (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER).
-        let mut error = 3;
         for _ in 0..100 {
             corr += 1;
             s.write_all(&request(ApiKey::Produce, 9, corr, &produce))
@@ -283,15 +296,23 @@ fn produce_without_a_magic_2_batch_is_an_invalid_record() {
             let r = read_frame(&mut s).expect("produce answered");
             let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
             let resp = kafka_protocol::messages::ProduceResponse::decode(&mut body, 9).unwrap();
-            error = resp.responses[0].partition_responses[0].error_code;
-            if error != 3 && error != 6 {
-                break;
+            let p = &resp.responses[0].partition_responses[0];
+            if p.error_code != 3 && p.error_code != 6 {
+                return (p.error_code, p.base_offset);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert_eq!(
-            error, 87,
-            "INVALID_RECORD, as Kafka's ProduceRequest.validateRecords"
-        );
+        panic!("the partition was never hosted");
+    };
+    for (what, records) in [
+        ("a magic-1 batch", magic1),
+        ("no batch", Vec::new()),
+        ("a malformed record", bad_record),
+        ("records that do not decompress", bad_gzip),
+        ("two batches", two_batches),
+        ("a producer id without a sequence", no_sequence),
+    ] {
+        assert_eq!(produce(records).0, 87, "{what}: INVALID_RECORD, as Kafka");
     }
+    assert_eq!(produce(good), (0, 0), "nothing refused was stored");
 }

@@ -125,3 +125,35 @@ def test_kcat_query_offset_for_time(bootstrap, ts_topic):
                "-f", "%o\n")
     # record 70 carries the largest timestamp, so it is the first one >= the target
     assert [int(x) for x in res.stdout.decode().split()] == list(range(MAX_IDX, N))
+
+
+def test_a_batch_claiming_a_later_max_timestamp_is_stored_with_its_records(bootstrap, broker):
+    """Kafka stores a CreateTime batch's max timestamp as its records' largest, whatever
+    the producer wrote there; timestamp lookups then go by the records."""
+    import struct
+
+    import rawkafka as rk
+    topic = create_topic(bootstrap, uniq("lo-claim"), partitions=1)
+    now = int(time.time() * 1000)
+    batch = bytearray(rk.record_batch([b"a", b"b"], now))
+    batch[35:43] = struct.pack(">q", now + 3_600_000)   # max timestamp, an hour ahead
+    batch[17:21] = struct.pack(">I", rk.crc32c(bytes(batch[21:])))
+    versions = rk.api_versions(broker.host, broker.port)
+    pv = rk.pick_version(versions, rk.API_PRODUCE, rk.PRODUCE_VERSIONS)
+    with rk.Conn(broker.host, broker.port) as conn:
+        conn.send_request(rk.API_PRODUCE, pv, rk.produce_request_body(pv, topic, 0, bytes(batch)),
+                          flexible=pv >= 9)
+        _, err, base_offset = rk.parse_produce_response(conn.recv_frame(), pv)
+        assert (err, base_offset) == (0, 0)
+    c = cf_consumer(bootstrap)
+    try:
+        res = c.offsets_for_times([TopicPartition(topic, 0, now + 60_000)], timeout=10)
+        assert res[0].error is None and res[0].offset == -1, res[0]
+        res = c.offsets_for_times([TopicPartition(topic, 0, now)], timeout=10)
+        assert res[0].offset == 0
+    finally:
+        c.close()
+    tp = TopicPartition(topic, 0)
+    a = admin(bootstrap)
+    r = a.list_offsets({tp: OffsetSpec.max_timestamp()}, request_timeout=10)[tp].result(40)
+    assert (r.offset, r.timestamp) == (0, now)

@@ -9,6 +9,8 @@
 //! `baseOffset` and `partitionLeaderEpoch` lie outside the CRC, so the broker assigns
 //! them without touching the checksum: stored batches are the producer's bytes.
 
+use crate::record::{self, SectionCheck};
+
 pub const HEADER_BYTES: usize = 61;
 /// Bytes before `batchLength`'s coverage starts: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
@@ -38,6 +40,14 @@ pub enum BatchError {
     ControlBatch,
     #[error("transactional batches are not supported")]
     Transactional,
+    #[error("batch with producer id {producer_id} has no base sequence")]
+    NoSequence { producer_id: i64 },
+    #[error("the {codec} codec's records section does not decompress")]
+    BadCompressedRecords { codec: i16 },
+    #[error("malformed record at byte {at} of the records section")]
+    MalformedRecord { at: usize },
+    #[error("{count} batches for one partition: a Produce carries one")]
+    SeveralBatches { count: usize },
 }
 
 /// A parsed batch header. Plain data: copying it is cheap.
@@ -178,12 +188,16 @@ pub fn split_batches(b: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> 
     Ok(check(b)?.batches)
 }
 
-/// A Produce partition's records with every batch validated (CRC included). Only
-/// [`check`] and [`check_inspecting`] make one, so the log takes it without checking again.
+/// A Produce partition's records with every batch validated as Kafka validates a
+/// client's: header, CRC, and every record read. Only [`check`] and [`check_inspecting`]
+/// make one, so the log takes it without checking again.
 #[derive(Debug)]
 pub struct Validated<'a> {
     bytes: &'a [u8],
     batches: Vec<(usize, BatchHeader)>,
+    /// Per batch, the largest timestamp of its records, which is what Kafka stores as
+    /// the batch's max timestamp whatever the client wrote there.
+    max_timestamps: Vec<i64>,
 }
 
 impl<'a> Validated<'a> {
@@ -194,28 +208,73 @@ impl<'a> Validated<'a> {
     pub fn batches(&self) -> &[(usize, BatchHeader)] {
         &self.batches
     }
+    /// Batch `i`'s largest record timestamp.
+    pub fn max_timestamp(&self, i: usize) -> i64 {
+        self.max_timestamps[i]
+    }
 }
 
-/// Validates a Produce partition's records: every batch whole, CRC included.
+/// What reading a batch's records found, handed to [`check_inspecting`]'s `inspect`.
+#[derive(Debug)]
+pub struct RecordsRead {
+    pub found: SectionCheck,
+    /// The records section, decompressed, for a compressed batch.
+    pub inflated: Option<bytes::Bytes>,
+}
+
+/// Validates a Produce partition's records: every batch whole, CRC included, every
+/// record read.
 pub fn check(b: &[u8]) -> Result<Validated<'_>, BatchError> {
-    Ok(check_inspecting(b, |_, _| ())?.0)
+    Ok(check_inspecting(b, b"", |_, _, _| ())?.0)
 }
 
-/// As [`check`]; `inspect` sees each batch right after its CRC pass, while its bytes
-/// are still in cache, and what it returns comes back in batch order. A walk over the
-/// records of a megabyte batch that arrived in a larger request costs a cache miss per
-/// record once the request's later bytes have pushed it out.
-pub fn check_inspecting<T>(
-    b: &[u8],
-    mut inspect: impl FnMut(&[u8], &BatchHeader) -> T,
-) -> Result<(Validated<'_>, Vec<T>), BatchError> {
+/// As [`check`]; `inspect` sees each batch, with what reading its records found
+/// (including whether a header key starts with `header_key_prefix`), right after the
+/// batch passed, while its bytes are still in cache; what it returns comes back in
+/// batch order. A second walk over the records of a megabyte batch that arrived in a
+/// larger request would cost a cache miss per record once the request's later bytes
+/// have pushed it out.
+pub fn check_inspecting<'a, T>(
+    b: &'a [u8],
+    header_key_prefix: &[u8],
+    mut inspect: impl FnMut(&[u8], &BatchHeader, &RecordsRead) -> T,
+) -> Result<(Validated<'a>, Vec<T>), BatchError> {
     let mut seen = Vec::new();
+    let mut max_timestamps = Vec::new();
     let batches = batches(b, |bytes| {
         let h = validate(bytes)?;
-        seen.push(inspect(bytes, &h));
+        // Kafka's `LogValidator.validateBatch`, for batches from clients.
+        if h.has_producer_id() && h.base_sequence < 0 {
+            return Err(BatchError::NoSequence {
+                producer_id: h.producer_id,
+            });
+        }
+        let inflated = match h.compression() {
+            0 => None,
+            codec => Some(
+                record::inflate(codec, &bytes[HEADER_BYTES..])
+                    .ok_or(BatchError::BadCompressedRecords { codec })?,
+            ),
+        };
+        let section = inflated.as_deref().unwrap_or(&bytes[HEADER_BYTES..]);
+        let found = record::check_section(section, h.records_count, header_key_prefix)
+            .map_err(|e| BatchError::MalformedRecord { at: e.at })?;
+        max_timestamps.push(
+            found
+                .max_timestamp_delta
+                .map_or(-1, |d| h.base_timestamp.saturating_add(d)),
+        );
+        seen.push(inspect(bytes, &h, &RecordsRead { found, inflated }));
         Ok(h)
     })?;
-    Ok((Validated { bytes: b, batches }, seen))
+    Ok((
+        Validated {
+            bytes: b,
+            batches,
+            max_timestamps,
+        },
+        seen,
+    ))
 }
 
 /// Splits batches the broker built itself, checking only their lengths (a batch with
@@ -269,6 +328,16 @@ pub fn reseal(b: &mut [u8]) {
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets a CreateTime batch's max timestamp to `max_timestamp` and clears the
+/// LogAppendTime flag, re-sealing the CRC: Kafka's `setMaxTimestamp` on a batch whose
+/// client wrote something else there.
+pub fn set_create_time(b: &mut [u8], max_timestamp: i64) {
+    let attributes = i16_at(b, 21) & !ATTR_LOG_APPEND_TIME;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    b[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    reseal(b);
+}
+
 /// Switches a batch to LogAppendTime with `now_ms` as its max timestamp, re-sealing the CRC
 /// (the only case where the broker changes bytes under the checksum, as Kafka does).
 pub fn set_log_append_time(b: &mut [u8], now_ms: i64) {
@@ -306,20 +375,39 @@ pub fn empty_batch(
 }
 
 /// Test and tooling helper: builds an uncompressed batch of `values` with the given
-/// producer fields, using kafka-protocol's encoder.
+/// producer fields, using kafka-protocol's encoder. Record `i` is timestamped
+/// `timestamp_ms + i`.
 pub fn build_batch(
     base_offset: i64,
     timestamp_ms: i64,
     values: &[&[u8]],
     producer: (i64, i16, i32),
 ) -> bytes::Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    let timestamps: Vec<i64> = (0..values.len() as i64).map(|i| timestamp_ms + i).collect();
+    encode_batch(
+        base_offset,
+        &timestamps,
+        values,
+        producer,
+        kafka_protocol::records::Compression::None,
+    )
+}
+
+/// As [`build_batch`], with each record's timestamp given and the batch compressed.
+pub fn encode_batch(
+    base_offset: i64,
+    timestamps: &[i64],
+    values: &[&[u8]],
+    producer: (i64, i16, i32),
+    compression: kafka_protocol::records::Compression,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    debug_assert_eq!(timestamps.len(), values.len());
     let records: Vec<Record> = values
         .iter()
+        .zip(timestamps)
         .enumerate()
-        .map(|(i, v)| Record {
+        .map(|(i, (v, ts))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -331,7 +419,7 @@ pub fn build_batch(
             // kafka-protocol's encoder starts a new batch where offset - sequence changes,
             // so records without a producer also count up from -1.
             sequence: producer.2 + i as i32,
-            timestamp: timestamp_ms + i as i64,
+            timestamp: *ts,
             key: None,
             value: Some(bytes::Bytes::copy_from_slice(v)),
             headers: Default::default(),
@@ -343,7 +431,7 @@ pub fn build_batch(
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .expect("encode batch");
@@ -409,6 +497,51 @@ mod tests {
         ));
         let two = [good.clone(), good].concat();
         assert_eq!(split_batches(&two).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn check_reads_every_record() {
+        let good = build_batch(0, 1_000, &[b"a", b"bb"], (-1, -1, -1)).to_vec();
+        let v = check(&good).unwrap();
+        assert_eq!(v.max_timestamp(0), 1_001);
+        // The last record's header count made negative, under a good CRC.
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() = 1;
+        reseal(&mut bad);
+        assert!(validate(&bad).is_ok(), "the header alone is fine");
+        assert!(matches!(
+            check(&bad),
+            Err(BatchError::MalformedRecord { .. })
+        ));
+        // Marked gzip, records not gzip.
+        let mut bad = good.clone();
+        bad[22] |= 1;
+        reseal(&mut bad);
+        assert_eq!(
+            check(&bad).unwrap_err(),
+            BatchError::BadCompressedRecords { codec: 1 }
+        );
+        let no_sequence = build_batch(0, 1, &[b"a"], (7, 0, -1));
+        assert_eq!(
+            check(&no_sequence).unwrap_err(),
+            BatchError::NoSequence { producer_id: 7 }
+        );
+    }
+
+    #[test]
+    fn check_reads_compressed_records() {
+        use kafka_protocol::records::Compression;
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let values: [&[u8]; 3] = [b"x", b"y", b"z"];
+            let b = encode_batch(0, &[50, 49, 48], &values, (-1, -1, -1), compression);
+            let v = check(&b).unwrap();
+            assert_eq!(v.max_timestamp(0), 50, "{compression:?}");
+        }
     }
 
     #[test]

@@ -336,8 +336,9 @@ impl PartitionLog {
         if self.refuses_writes() {
             return Err(Error::Poisoned);
         }
-        let batches = records.batches();
-        let records = records.bytes();
+        let validated = records;
+        let batches = validated.batches();
+        let records = validated.bytes();
         if batches.is_empty() {
             return Err(Error::NoBatches);
         }
@@ -417,19 +418,35 @@ impl PartitionLog {
             }
         };
         let mut records_appended = 0i64;
-        for (pos, h) in batches {
+        for (i, (pos, h)) in batches.iter().enumerate() {
             let bytes = &source[*pos..*pos + h.total_bytes()];
             self.maybe_roll(h, now_ms)?;
             let offset = self.log_end_offset();
             let mut assigned = *h;
             assigned.base_offset = offset;
             assigned.partition_leader_epoch = leader_epoch;
-            if log_append {
+            // Kafka stores the records' own largest timestamp as a CreateTime batch's max
+            // timestamp, whatever the client wrote there; retention and the time index
+            // go by it. Clients write the same, so this copy is for the odd one out. A
+            // batch the broker rebuilt (`stored`) carries its kept records' largest.
+            let max_timestamp = match stored {
+                None => validated.max_timestamp(i),
+                Some(_) => h.max_timestamp,
+            };
+            let create_time_fix =
+                !log_append && (h.max_timestamp != max_timestamp || h.is_log_append_time());
+            if log_append || create_time_fix {
                 let mut owned = bytes.to_vec();
                 batch::assign(&mut owned, offset, leader_epoch);
-                batch::set_log_append_time(&mut owned, now_ms);
-                assigned.max_timestamp = now_ms;
-                assigned.attributes |= 0x08;
+                if log_append {
+                    batch::set_log_append_time(&mut owned, now_ms);
+                    assigned.max_timestamp = now_ms;
+                    assigned.attributes |= 0x08;
+                } else {
+                    batch::set_create_time(&mut owned, max_timestamp);
+                    assigned.max_timestamp = max_timestamp;
+                    assigned.attributes &= !0x08;
+                }
                 self.active_mut()
                     .append(&owned[..16], &owned[16..], &assigned, now_ms)
                     .during("appending")?;

@@ -137,37 +137,72 @@ pub fn parse_records(b: &[u8], count: i32) -> Result<Vec<RawRecord<'_>>, RecordE
     Ok(out)
 }
 
-/// Whether any record of a records section has a header whose key starts with
-/// `prefix`. Skips keys and values by their lengths, so it reads a few bytes per record
-/// (a byte search would read them all). False for a section that does not parse.
-pub fn any_header_key_starts_with(b: &[u8], prefix: &[u8]) -> bool {
+/// What [`check_section`] found in a records section that reads as Kafka reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionCheck {
+    /// The largest timestamp delta of its records (None: it has none).
+    pub max_timestamp_delta: Option<i64>,
+    /// Whether a header key starts with the prefix asked about.
+    pub header_key_prefix_seen: bool,
+}
+
+/// Reads all `count` records of a records section (decompressed if need be) and fails
+/// where Kafka's `DefaultRecord.readFrom` fails when it validates a Produce: a length
+/// that overruns the section, a field that overruns its record, a negative header count
+/// or a null header key, a record whose fields do not end where its length says, or
+/// bytes left over after the last record. Skips keys and values by their lengths.
+pub fn check_section(
+    b: &[u8],
+    count: i32,
+    header_key_prefix: &[u8],
+) -> Result<SectionCheck, RecordError> {
+    let mut found = SectionCheck {
+        max_timestamp_delta: None,
+        header_key_prefix_seen: false,
+    };
     let mut pos = 0;
-    while pos < b.len() {
-        let Some(len) = varint(b, &mut pos, 5).and_then(|l| usize::try_from(l).ok()) else {
-            return false;
-        };
-        let Some(end) = pos.checked_add(len).filter(|e| *e <= b.len()) else {
-            return false;
-        };
+    for _ in 0..count.max(0) {
+        let at = pos;
+        let bad = || RecordError { at };
+        let len = varint(b, &mut pos, 5)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(bad)?;
+        let end = pos
+            .checked_add(len)
+            .filter(|e| *e <= b.len())
+            .ok_or_else(bad)?;
         let body = &b[pos..end];
+        // attributes, timestamp delta, offset delta, key, value, header count.
         let mut p = 1;
-        let headers = varint(body, &mut p, 10)
-            .and(varint(body, &mut p, 5))
-            .and(field(body, &mut p))
-            .and(field(body, &mut p))
-            .and(varint(body, &mut p, 5));
-        let Some(count) = headers else { return false };
-        // As [`RawRecord::headers`]: a record's headers end at the first that does not parse.
-        for _ in 0..count.max(0) {
-            match (field(body, &mut p), field(body, &mut p)) {
-                (Some(Some(key)), Some(_)) if key.starts_with(prefix) => return true,
-                (Some(Some(_)), Some(_)) => {}
-                _ => break,
-            }
+        let timestamp_delta = varint(body, &mut p, 10).ok_or_else(bad)?;
+        varint(body, &mut p, 5)
+            .and_then(|d| i32::try_from(d).ok())
+            .ok_or_else(bad)?;
+        field(body, &mut p).ok_or_else(bad)?;
+        field(body, &mut p).ok_or_else(bad)?;
+        let headers = varint(body, &mut p, 5)
+            .filter(|n| *n >= 0)
+            .ok_or_else(bad)?;
+        // Each header takes at least two bytes, so a hostile count ends at the record's end.
+        for _ in 0..headers {
+            let key = field(body, &mut p).flatten().ok_or_else(bad)?;
+            field(body, &mut p).ok_or_else(bad)?;
+            found.header_key_prefix_seen |= key.starts_with(header_key_prefix);
         }
+        if p != body.len() {
+            return Err(bad());
+        }
+        found.max_timestamp_delta = Some(
+            found
+                .max_timestamp_delta
+                .map_or(timestamp_delta, |m| m.max(timestamp_delta)),
+        );
         pos = end;
     }
-    false
+    if pos != b.len() {
+        return Err(RecordError { at: pos });
+    }
+    Ok(found)
 }
 
 /// Parses one record that is alone in `b` (as the delay store keeps them).
@@ -304,15 +339,23 @@ impl BatchBuilder {
 
 /// A batch's records section, decompressed if need be (None if it does not decompress).
 pub fn records_section(h: &BatchHeader, stored: &bytes::Bytes) -> Option<bytes::Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let mut section = stored.slice(HEADER_BYTES..);
-    let keep = |out: &mut bytes::Bytes| Ok(std::mem::take(out));
     match h.compression() {
-        0 => Some(section),
-        1 => Gzip::decompress(&mut section, keep).ok(),
-        2 => Snappy::decompress(&mut section, keep).ok(),
-        3 => Lz4::decompress(&mut section, keep).ok(),
-        4 => Zstd::decompress(&mut section, keep).ok(),
+        0 => Some(stored.slice(HEADER_BYTES..)),
+        codec => inflate(codec, &stored[HEADER_BYTES..]),
+    }
+}
+
+/// A compressed records section, decompressed (None if it does not decompress, or if
+/// `codec` is none or unknown).
+pub fn inflate(codec: i16, mut compressed: &[u8]) -> Option<bytes::Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let keep = |out: &mut bytes::Bytes| Ok(std::mem::take(out));
+    let section = &mut compressed;
+    match codec {
+        1 => Gzip::decompress(section, keep).ok(),
+        2 => Snappy::decompress(section, keep).ok(),
+        3 => Lz4::decompress(section, keep).ok(),
+        4 => Zstd::decompress(section, keep).ok(),
         _ => None,
     }
 }
@@ -320,7 +363,7 @@ pub fn records_section(h: &BatchHeader, stored: &bytes::Bytes) -> Option<bytes::
 /// A batch like `header`'s (same base offset, last offset delta, timestamps, producer
 /// fields, attributes) holding only `kept` of its records, uncompressed, with a fresh
 /// CRC: what compaction leaves, so readers see the kept records at their own offsets.
-pub fn with_records(header_bytes: &[u8], kept: &[RawRecord<'_>]) -> bytes::Bytes {
+pub fn with_records(header_bytes: &[u8], kept: &[RawRecord<'_>]) -> Vec<u8> {
     debug_assert!(header_bytes.len() >= HEADER_BYTES);
     let len: usize = kept.iter().map(|r| r.bytes.len()).sum();
     let mut b = Vec::with_capacity(HEADER_BYTES + len);
@@ -333,7 +376,7 @@ pub fn with_records(header_bytes: &[u8], kept: &[RawRecord<'_>]) -> bytes::Bytes
     b[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
     crate::batch::set_uncompressed(&mut b);
     crate::batch::reseal(&mut b);
-    bytes::Bytes::from(b)
+    b
 }
 
 #[cfg(test)]
@@ -400,28 +443,71 @@ mod tests {
         assert_eq!(decoded.records[0].headers.len(), 1);
     }
 
+    /// Checks `section` as one record of `count`, returning where it failed.
+    fn check_one(section: &[u8]) -> Result<SectionCheck, RecordError> {
+        check_section(section, 1, b"")
+    }
+
+    /// One record with the fields given raw, behind its length.
+    fn raw_record(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, body.len() as i64);
+        out.extend_from_slice(body);
+        out
+    }
+
     #[test]
-    fn finds_a_header_prefix_without_parsing_values() {
+    fn check_section_finds_a_header_prefix_and_the_max_timestamp() {
         let mut b = BatchBuilder::new(0, (-1, -1, -1));
-        b.push(0, Some(b"mq.delay"), Some(b"mq.delay"), []);
+        b.push(7, Some(b"mq.delay"), Some(b"mq.delay"), []);
         b.push(
-            0,
+            3,
             None,
             None,
             [(&b"x"[..], None), (&b"mq.delay.ms"[..], Some(&b"5"[..]))],
         );
         let batch = b.finish();
         let section = &batch[HEADER_BYTES..];
-        assert!(any_header_key_starts_with(section, b"mq.del"));
-        assert!(!any_header_key_starts_with(section, b"mq.tag"));
+        let found = check_section(section, 2, b"mq.del").unwrap();
+        assert_eq!(found.max_timestamp_delta, Some(7));
+        assert!(found.header_key_prefix_seen);
+        assert!(
+            !check_section(section, 2, b"mq.tag")
+                .unwrap()
+                .header_key_prefix_seen
+        );
         let first = records(&batch, &BatchHeader::parse(&batch).unwrap()).unwrap()[0].bytes;
         assert!(
-            !any_header_key_starts_with(first, b"mq.del"),
+            !check_one(first).unwrap().header_key_prefix_seen,
             "keys and values are not headers"
         );
+        assert!(check_section(section, 1, b"").is_err(), "bytes left over");
+        assert!(check_section(section, 3, b"").is_err(), "a record missing");
         for cut in 0..section.len() {
-            let _ = any_header_key_starts_with(&section[..cut], b"mq.del");
+            assert!(check_section(&section[..cut], 2, b"").is_err());
         }
+    }
+
+    #[test]
+    fn check_section_refuses_what_kafka_refuses() {
+        // attributes, timestamp delta 0, offset delta 0, null key, null value, 0 headers.
+        let good = [0, 0, 0, 1, 1, 0];
+        assert!(check_one(&raw_record(&good)).is_ok());
+        // A record whose fields end before its length does.
+        assert!(check_one(&raw_record(&[0, 0, 0, 1, 1, 0, 9])).is_err());
+        // A negative header count (zigzag 1 is -1).
+        assert!(check_one(&raw_record(&[0, 0, 0, 1, 1, 1])).is_err());
+        // One header with a null key, then with an empty key and a null value.
+        assert!(check_one(&raw_record(&[0, 0, 0, 1, 1, 2, 1, 1])).is_err());
+        assert!(check_one(&raw_record(&[0, 0, 0, 1, 1, 2, 0, 1])).is_ok());
+        // A hostile header count ends at the record's end.
+        assert!(check_one(&raw_record(&[0, 0, 0, 1, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f])).is_err());
+        // A negative record length.
+        assert!(check_one(&[1, 0]).is_err());
+        assert_eq!(
+            check_section(&[], 0, b"").unwrap().max_timestamp_delta,
+            None
+        );
     }
 
     #[test]

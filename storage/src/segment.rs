@@ -168,10 +168,10 @@ impl Segment {
                     _ => break,
                 }
             }
+            seg.note_batch(&h);
             if rebuild {
                 seg.index_batch(&h, pos)?;
             }
-            seg.note_batch(&h);
             on_batch(&h);
             pos += h.total_bytes() as u64;
         }
@@ -197,6 +197,11 @@ impl Segment {
         self.next_offset = h.next_offset();
     }
 
+    /// Indexes batch `h` (at `position`, already noted) if enough bytes came since the
+    /// last entry. The time index gets the segment's largest timestamp so far with the
+    /// batch that first reached it, as Kafka's `LogSegment.append` writes it: so every
+    /// batch before an entry's offset has a smaller timestamp, and a lookup that starts
+    /// there skips none that reaches the target (timestamps need not grow batch by batch).
     fn index_batch(&mut self, h: &BatchHeader, position: u64) -> io::Result<()> {
         self.bytes_since_index += h.total_bytes();
         if self.bytes_since_index > self.index_interval_bytes {
@@ -204,12 +209,18 @@ impl Segment {
             if self.offset_index.last().is_none_or(|(last, _)| rel > last) {
                 self.offset_index.append(rel, position as u32)?;
             }
-            if self
-                .time_index
-                .last()
-                .is_none_or(|(ts, _)| h.max_timestamp > ts)
-            {
-                self.time_index.append(h.max_timestamp, rel)?;
+            // None while no batch has had a timestamp above -1.
+            let max_rel = u32::try_from(self.max_timestamp_batch_offset - self.base_offset).ok();
+            debug_assert!(
+                max_rel.is_none_or(|m| m <= rel),
+                "the max is at or before here"
+            );
+            if let Some(max_rel) = max_rel.filter(|_| {
+                self.time_index
+                    .last()
+                    .is_none_or(|(ts, _)| self.max_timestamp > ts)
+            }) {
+                self.time_index.append(self.max_timestamp, max_rel)?;
             }
             self.bytes_since_index = 0;
         }
@@ -247,8 +258,8 @@ impl Segment {
             position,
         )?;
         self.size += (head.len() + body.len()) as u64;
-        self.index_batch(h, position)?;
         self.note_batch(h);
+        self.index_batch(h, position)?;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }

@@ -53,32 +53,34 @@ pub enum Refusal {
     ReservedProducerId(i64),
 }
 
-/// A Produce partition's records, validated by the log's rules (CRC included), with
-/// which batches the split must look into.
+/// A Produce partition's records, validated by the log's rules (CRC included, every
+/// record read), with the records of the batches the split must look into.
 #[derive(Debug)]
 pub struct Inspected<'a> {
     pub records: batch::Validated<'a>,
-    look: Vec<bool>,
+    /// Per batch, its records section if the split must look into it.
+    look: Vec<Option<Bytes>>,
 }
 
 /// Validates a Produce partition's records and, in the same pass while each batch is
-/// in cache, finds the batches that may hold a delayed record: uncompressed ones with a
-/// delay header, every compressed one (looked into once inflated), every batch of a
-/// retry topic. Control and transactional batches never hold one.
+/// in cache, finds the batches that may hold a delayed record: those with a delay
+/// header, and every batch of a retry topic. Control and transactional batches never
+/// hold one.
 pub fn check(records: &[u8], retry: bool) -> Result<Inspected<'_>, batch::BatchError> {
-    let (records, look) = batch::check_inspecting(records, |bytes, h| {
-        !h.is_control()
+    let (records, look) = batch::check_inspecting(records, HEADER_PREFIX, |bytes, h, read| {
+        let look = !h.is_control()
             && !h.is_transactional()
-            && (retry
-                || h.compression() != 0
-                || record::any_header_key_starts_with(&bytes[HEADER_BYTES..], HEADER_PREFIX))
+            && (retry || read.found.header_key_prefix_seen);
+        look.then(|| match &read.inflated {
+            Some(section) => section.clone(),
+            None => Bytes::copy_from_slice(&bytes[HEADER_BYTES..]),
+        })
     })?;
     Ok(Inspected { records, look })
 }
 
 /// Splits a Produce partition's records. `Ok(None)`: nothing is delayed, store them as
-/// they are. Batches the log will refuse anyway (transactional...) are left to it, as are
-/// batches whose records do not parse (stored as produced, as before).
+/// they are. Batches the log will refuse anyway (transactional...) are left to it.
 pub fn split(
     checked: &Inspected<'_>,
     accepted_ms: i64,
@@ -103,19 +105,11 @@ pub fn split(
         rebuilt.push(None);
         let first_index = index_base;
         index_base = index_base.saturating_add(h.records_count);
-        if !checked.look[i] {
-            continue;
-        }
-        let Some(section) = record::records_section(h, &Bytes::copy_from_slice(bytes)) else {
+        let Some(section) = &checked.look[i] else {
             continue;
         };
-        if retry.is_none()
-            && h.compression() != 0
-            && !record::any_header_key_starts_with(&section, HEADER_PREFIX)
-        {
-            continue;
-        }
-        let Ok(recs) = parse_records(&section, h.records_count) else {
+        let Ok(recs) = parse_records(section, h.records_count) else {
+            debug_assert!(false, "records the check read do not parse");
             continue;
         };
         // A record's offset is its place in the batch: gaps are the broker's to make.
@@ -160,7 +154,16 @@ pub fn split(
             }
         }
         if delayed.len() > before {
-            rebuilt[i] = Some(record::with_records(&bytes[..HEADER_BYTES], &kept));
+            // Its max timestamp is its kept records' largest, as Kafka would store it
+            // for those records (-1 when none is kept: nothing of the batch is read).
+            let max_timestamp = kept
+                .iter()
+                .map(|r| h.base_timestamp.saturating_add(r.timestamp_delta))
+                .max()
+                .unwrap_or(-1);
+            let mut b = record::with_records(&bytes[..HEADER_BYTES], &kept);
+            batch::set_create_time(&mut b, max_timestamp);
+            rebuilt[i] = Some(Bytes::from(b));
         }
     }
     if delayed.is_empty() {
@@ -240,6 +243,10 @@ mod tests {
 
     /// Checks and splits as Produce does: accepted at 1,000 ms, delays up to 10 s, 99 the
     /// timer's producer id.
+    fn looked(c: &Inspected<'_>) -> Vec<bool> {
+        c.look.iter().map(Option::is_some).collect()
+    }
+
     fn split_of(records: &[u8], retry: Option<&RetryPolicy>) -> Result<Option<Split>, Refusal> {
         let checked = check(records, retry.is_some()).expect("valid batches");
         split(&checked, 1_000, 10_000, 99, retry)
@@ -271,8 +278,8 @@ mod tests {
     fn check_marks_the_batches_to_look_into() {
         let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[None, Some("5")], (-1, -1, -1)));
-        assert_eq!(check(&req, false).unwrap().look, [false, true]);
-        assert_eq!(check(&req, true).unwrap().look, [true, true]);
+        assert_eq!(looked(&check(&req, false).unwrap()), [false, true]);
+        assert_eq!(looked(&check(&req, true).unwrap()), [true, true]);
         let last = req.len() - 1;
         req[last] ^= 1;
         assert!(check(&req, false).is_err(), "a bad CRC fails the check");
@@ -299,6 +306,7 @@ mod tests {
             (h.records_count, h.last_offset_delta, h.base_sequence),
             (2, 2, 10)
         );
+        assert_eq!(h.max_timestamp, 102, "the kept records' largest");
         let first = &s.stored[pos..pos + h.total_bytes()];
         let kept: Vec<_> = records(first, &BatchHeader::parse(first).unwrap())
             .unwrap()
@@ -311,6 +319,7 @@ mod tests {
             (h.records_count, h.last_offset_delta, h.base_sequence),
             (0, 1, 13)
         );
+        assert_eq!(h.max_timestamp, -1, "no record kept");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::error_code;
 use crate::metrics::Metrics;
 use crate::view;
 use crate::view::summary::summarise_appended;
+use sluice_storage::batch::BatchError;
 
 /// v13 names topics by id only; up to v12 by name.
 pub const VERSIONS: RangeInclusive<i16> = 3..=12;
@@ -104,7 +105,13 @@ fn append(
         .flatten();
     // A batch the log would refuse (bad CRC...) is answered below, after the same
     // checks as the log's own (replicas, then records).
-    let checked = delay::split::check(records, retry_policy.is_some());
+    let checked = delay::split::check(records, retry_policy.is_some()).and_then(|c| {
+        // Kafka's `LogValidator` takes one v2 batch per partition and refuses more.
+        match c.records.batches().len() {
+            1 => Ok(c),
+            count => Err(BatchError::SeveralBatches { count }),
+        }
+    });
     let split = match checked.as_ref().map(|c| {
         delay::split::split(
             c,

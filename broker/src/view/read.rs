@@ -310,7 +310,7 @@ fn judge_in_place(
     } else if kept.len() == needed {
         Verdict::Whole
     } else {
-        Verdict::Rebuilt(record::with_records(stored, &kept))
+        Verdict::Rebuilt(record::with_records(stored, &kept).into())
     }
 }
 

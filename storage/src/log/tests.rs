@@ -351,6 +351,34 @@ fn timestamps_and_epochs() {
     assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
 }
 
+/// The time index holds the largest timestamp so far, so a lookup finds batches written
+/// before an indexed one: with equal timestamps, or with timestamps that go back.
+#[test]
+fn timestamp_lookups_find_batches_before_the_indexed_one() {
+    for (timestamps, target, hit) in [
+        ([100, 100, 100], 100, (0, 100)),
+        ([100, 50, 50], 60, (0, 100)),
+        ([10, 100, 50], 60, (2, 100)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let one = batch(0, &[b"a", b"b"]).len();
+        // Every second batch is indexed.
+        let cfg = LogConfig {
+            index_interval_bytes: one + 1,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, 0).unwrap();
+        for ts in timestamps {
+            append(&mut log, &batch(ts, &[b"a", b"b"]), 0, 0).unwrap();
+        }
+        assert_eq!(
+            log.offset_for_timestamp(target).unwrap(),
+            Some(hit),
+            "{timestamps:?} at {target}"
+        );
+    }
+}
+
 #[test]
 fn delete_records_and_retention() {
     let dir = tempfile::tempdir().unwrap();
@@ -417,6 +445,27 @@ fn log_append_time() {
     let r = append(&mut log, &idempotent, 0, 900).unwrap();
     assert!(r.duplicate);
     assert_eq!((r.base_offset, r.log_append_time_ms), (1, 800));
+}
+
+#[test]
+fn a_create_time_batch_is_stored_with_its_records_largest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+    // Records at 5 and 6; the client claims 10^12 and LogAppendTime.
+    let mut lying = batch(5, &[b"a", b"b"]);
+    lying[35..43].copy_from_slice(&1_000_000_000_000i64.to_be_bytes());
+    lying[22] |= 0x08;
+    batch::reseal(&mut lying);
+    let truthful = batch(7, &[b"c"]);
+    append(&mut log, &lying, 0, 0).unwrap();
+    append(&mut log, &truthful, 0, 0).unwrap();
+    let stored = read_all(&log, 0);
+    assert_eq!(stored[0].max_timestamp, 6);
+    assert!(!stored[0].is_log_append_time());
+    assert_eq!(stored[1].max_timestamp, 7);
+    // The time index went by the records' timestamps, not the claim.
+    assert_eq!(log.offset_for_timestamp(7).unwrap(), Some((2, 7)));
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((2, 7)));
 }
 
 #[test]
