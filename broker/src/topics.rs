@@ -38,8 +38,22 @@ impl Refusal {
     }
 }
 
-/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Names a topic may have: Kafka's rules, and not one the broker keeps for itself.
 pub fn validate_topic_name(name: &str) -> Result<(), Refusal> {
+    legal_topic_name(name)?;
+    if RESERVED_TOPICS.contains(&name) {
+        return Err(Refusal::new(
+            E::InvalidTopicException,
+            format!("topic name {name:?} is reserved for the broker's internal use"),
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rules (`Topic.validate`): 1..=249 characters of `[a-zA-Z0-9._-]`,
+/// not `.` or `..`. A lookup of a name that breaks them is INVALID_TOPIC_EXCEPTION
+/// rather than UNKNOWN_TOPIC_OR_PARTITION.
+pub fn legal_topic_name(name: &str) -> Result<(), Refusal> {
     let bad = |why: &str| {
         Err(Refusal::new(
             E::InvalidTopicException,
@@ -60,9 +74,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), Refusal> {
         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
     {
         return bad("it contains characters other than ASCII alphanumerics, '.', '_' and '-'");
-    }
-    if RESERVED_TOPICS.contains(&name) {
-        return bad("the name is reserved for the broker's internal use");
     }
     Ok(())
 }
@@ -127,6 +138,21 @@ pub async fn create_topic(
 ) -> Result<(Uuid, i32, i16), Refusal> {
     validate_topic_name(name)?;
     let image = b.image();
+    // Kafka's `ReplicationControlManager.createTopics` answers these before it looks
+    // at partitions, replication or configs, so `--if-not-exists` style callers get
+    // TOPIC_ALREADY_EXISTS whatever else they asked; validate-only requests too.
+    if image.topic(name).is_some() {
+        return Err(Refusal::new(
+            E::TopicAlreadyExists,
+            format!("topic '{name}' already exists"),
+        ));
+    }
+    if let Some(existing) = image.colliding_topic(name) {
+        return Err(Refusal::new(
+            E::InvalidTopicException,
+            format!("topic '{name}' collides with existing topic '{existing}'"),
+        ));
+    }
     let view = view::defines_view(&configs);
     let partitions = if view {
         view::validate_new(&image, name, partitions, &configs)?
@@ -161,12 +187,6 @@ pub async fn create_topic(
     }
     if !view {
         validate_configs(name, &configs)?;
-    }
-    if image.topic(name).is_some() {
-        return Err(Refusal::new(
-            E::TopicAlreadyExists,
-            format!("topic '{name}' already exists"),
-        ));
     }
     if validate_only {
         return Ok((Uuid::nil(), partitions, replication_factor));

@@ -105,6 +105,18 @@ fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
+/// Creates `topic` by naming it in a Metadata request that allows auto-creation (its
+/// partition is hosted a moment later: callers retry while it is not).
+fn auto_create(s: &mut TcpStream, topic: &TopicName) {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic.clone()))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    s.write_all(&request(ApiKey::Metadata, 9, 1, &req)).unwrap();
+    read_frame(s).expect("metadata");
+}
+
 /// Whether the broker closed the connection: end of stream or a reset, not a read
 /// timeout (a broker that kept the connection and said nothing is not "closed").
 fn closed(s: &mut TcpStream) -> bool {
@@ -254,15 +266,8 @@ fn produce_of_what_kafka_validates_away_is_an_invalid_record() {
     use sluice_storage::batch::{build_batch, reseal};
     let b = start("");
     let topic = TopicName(StrBytes::from_static_str("raw-invalid"));
-    // Auto-created by the Metadata request.
     let mut s = connect(&b);
-    let req = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic.clone()))
-        ]))
-        .with_allow_auto_topic_creation(true);
-    s.write_all(&request(ApiKey::Metadata, 9, 1, &req)).unwrap();
-    read_frame(&mut s).expect("metadata");
+    auto_create(&mut s, &topic);
     // A 61-byte header of a magic-1 batch, lengths right.
     let mut magic1 = vec![0u8; 61];
     magic1[8..12].copy_from_slice(&49i32.to_be_bytes());
@@ -315,4 +320,57 @@ fn produce_of_what_kafka_validates_away_is_an_invalid_record() {
         assert_eq!(produce(records).0, 87, "{what}: INVALID_RECORD, as Kafka");
     }
     assert_eq!(produce(good), (0, 0), "nothing refused was stored");
+}
+
+/// ListOffsets as Kafka's `ReplicaManager.fetchOffset` screens it: a special timestamp
+/// older than the version that brought it is UNSUPPORTED_VERSION, and a partition named
+/// twice is INVALID_REQUEST each time.
+#[test]
+fn list_offsets_refuses_what_its_version_lacks_and_duplicates() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    use kafka_protocol::protocol::Decodable;
+    let b = start("");
+    let topic = TopicName(StrBytes::from_static_str("raw-list-offsets"));
+    let mut s = connect(&b);
+    auto_create(&mut s, &topic);
+    let mut corr = 1;
+    let mut list = |version: i16, timestamps: &[i64]| -> Vec<i16> {
+        let partitions = timestamps
+            .iter()
+            .map(|ts| ListOffsetsPartition::default().with_timestamp(*ts))
+            .collect();
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic.clone())
+                .with_partitions(partitions)]);
+        // Until the new partition is hosted (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER).
+        for _ in 0..100 {
+            corr += 1;
+            s.write_all(&request(ApiKey::ListOffsets, version, corr, &req))
+                .unwrap();
+            let r = read_frame(&mut s).expect("list offsets answered");
+            let header = if version >= 6 { 5 } else { 4 };
+            let mut body = bytes::Bytes::copy_from_slice(&r[header..]);
+            let resp = ListOffsetsResponse::decode(&mut body, version).unwrap();
+            let codes: Vec<i16> = resp.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            if !codes.iter().any(|c| *c == 3 || *c == 6) {
+                return codes;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the partition was never hosted");
+    };
+    assert_eq!(list(7, &[-3]), [0]);
+    assert_eq!(list(6, &[-3]), [35], "max timestamp needs v7");
+    assert_eq!(list(7, &[-4]), [35], "earliest local needs v8");
+    assert_eq!(list(8, &[-4]), [0]);
+    assert_eq!(list(8, &[-5]), [35], "latest tiered needs v9");
+    assert_eq!(list(8, &[-7]), [35]);
+    assert_eq!(list(8, &[-1, -2]), [42, 42], "partition 0 named twice");
 }

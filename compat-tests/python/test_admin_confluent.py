@@ -88,6 +88,21 @@ def test_create_topic_errors(bootstrap):
     names = topic_names(bootstrap)
     assert bad_value not in names and bad_rf not in names
 
+    # An existing topic is TOPIC_ALREADY_EXISTS whatever else the request asks for, as
+    # Kafka answers it before partitions, replication or configs.
+    for new in (NewTopic(existing, 1, 3), NewTopic(existing, 1, 1, config={"no.such": "x"})):
+        fs = a.create_topics([new], request_timeout=T)
+        assert err_code(fs[existing]) == KafkaError.TOPIC_ALREADY_EXISTS
+    # A name that differs from an existing one only by '.' against '_' is refused, and
+    # a validate-only request says so too.
+    clash = existing.replace("-", ".") + ".x"
+    create_topic(bootstrap, clash, partitions=1)
+    twin = clash.replace(".", "_")
+    for validate_only in (True, False):
+        fs = a.create_topics([NewTopic(twin, 1, 1)], validate_only=validate_only,
+                             request_timeout=T)
+        assert err_code(fs[twin]) == KafkaError.TOPIC_EXCEPTION
+
 
 def test_create_many_topics_mixed_results(bootstrap):
     a = admin(bootstrap)

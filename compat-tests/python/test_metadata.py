@@ -60,6 +60,14 @@ def test_raw_metadata_no_autocreate_flag_gives_unknown_topic(broker):
     assert topic not in topic_names(broker.bootstrap)
 
 
+def test_raw_metadata_no_autocreate_flag_illegal_name_is_invalid(broker):
+    """As Kafka's getTopicMetadata: a name no topic could have is INVALID_TOPIC_EXCEPTION,
+    so clients fail at once rather than wait for it to appear."""
+    for topic in ("bad name!", "x" * 250, ".."):
+        version, err, name = rawkafka.metadata_topic_error(broker.host, broker.port, topic, False)
+        assert err == 17, f"Metadata v{version} for {topic!r}: error {err}"
+
+
 def test_raw_metadata_autocreate_flag_creates_topic(broker):
     topic = uniq("raw-auto")
     version, err, name = rawkafka.metadata_topic_error(broker.host, broker.port, topic, True)

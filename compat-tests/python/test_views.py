@@ -246,8 +246,16 @@ def test_view_bad_input(bootstrap):
     assert log.errors and log.errors[0][0].code() == KafkaError.TOPIC_EXCEPTION
     assert watermarks(bootstrap, src, range(PARTS)) == before
 
-    # A view's definition cannot be altered.
+    # Deleting a view's records is refused for good (not NOT_LEADER, which the admin
+    # client would retry until it timed out), and the source keeps them.
     a = admin(bootstrap)
+    res = a.delete_records([TopicPartition(view, 0, -1)], request_timeout=T)
+    with pytest.raises(KafkaException) as ei:
+        next(iter(res.values())).result(T + 30)
+    assert ei.value.args[0].code() == KafkaError.TOPIC_EXCEPTION
+    assert watermarks(bootstrap, src, range(PARTS)) == before
+
+    # A view's definition cannot be altered.
     res = ConfigResource(ResourceType.TOPIC, view, incremental_configs=[
         ConfigEntry("mq.view.filter", "b", incremental_operation=AlterConfigOpType.SET)])
     with pytest.raises(KafkaException) as ei:

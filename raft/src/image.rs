@@ -338,7 +338,7 @@ impl MetadataImage {
 
     /// Kafka rejects a name that differs from an existing one only by '.' versus '_', because
     /// both map to the same metric name.
-    fn colliding_topic(&self, name: &str) -> Option<&str> {
+    pub fn colliding_topic(&self, name: &str) -> Option<&str> {
         if !name.contains(['.', '_']) {
             return None;
         }

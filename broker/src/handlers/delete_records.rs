@@ -1,6 +1,8 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError as E;
+
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -29,6 +31,12 @@ pub fn handle(
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
                     match b.replicas.get(t.name.0.as_str(), p.partition_index) {
+                        // A view's records are its source's: refused for good, as a
+                        // produce to it is, not as a partition led elsewhere.
+                        None if b.replicas.view(t.name.0.as_str()).is_some() => {
+                            tracing::debug!(topic = %t.name.0, "delete records of a view refused");
+                            r.error_code = E::InvalidTopicException.code();
+                        }
                         None => {
                             r.error_code = error_code::unhosted_partition(
                                 &b.image(),

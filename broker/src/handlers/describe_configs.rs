@@ -25,16 +25,21 @@ pub fn handle(
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
+        // No keys, or an empty list of them, asks for every config (`ConfigHelper`).
         let wanted = |k: &str| {
             res.configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|w| w.as_str() == k))
         };
         match res.resource_type {
             RESOURCE_TOPIC => {
                 let image = b.image();
                 let Some(topic) = image.topic(&name) else {
-                    let r = topics::unknown_topic(&name);
+                    // As `ConfigHelper.describeConfigs`: an illegal name is invalid
+                    // before it is unknown.
+                    let r = topics::legal_topic_name(&name)
+                        .err()
+                        .unwrap_or_else(|| topics::unknown_topic(&name));
                     result.error_code = r.error.code();
                     result.error_message = Some(str_bytes(r.message));
                     results.push(result);

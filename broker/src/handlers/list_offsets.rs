@@ -23,6 +23,20 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // A partition named twice is answered INVALID_REQUEST each time, as Kafka does.
+    let mut named = std::collections::HashMap::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            *named
+                .entry((t.name.0.as_str(), p.partition_index))
+                .or_insert(0) += 1;
+        }
+    }
+    let duplicated: std::collections::HashSet<(String, i32)> = named
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((t, p), _)| (t.to_owned(), p))
+        .collect();
     let topics = req
         .topics
         .into_iter()
@@ -36,6 +50,14 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if duplicated.contains(&(t.name.0.to_string(), p.partition_index)) {
+                        r.error_code = E::InvalidRequest.code();
+                        return r;
+                    }
+                    if !timestamp_supported(p.timestamp, ctx.version) {
+                        r.error_code = E::UnsupportedVersion.code();
+                        return r;
+                    }
                     // A view answers with its source's offsets: they are the view's too.
                     let Some(part) = b
                         .replicas
@@ -63,10 +85,9 @@ pub fn handle(
                         LATEST => Ok(Some((log.high_watermark(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts),
-                        _ => {
-                            r.error_code = E::InvalidRequest.code();
-                            return r;
+                        ts => {
+                            debug_assert!(ts >= 0, "special timestamps are checked above");
+                            log.offset_for_timestamp(ts)
                         }
                     };
                     match found {
@@ -93,4 +114,17 @@ pub fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Kafka's `ReplicaManager.isListOffsetsTimestampUnsupported`: each special (negative)
+/// timestamp from the version that introduced it; others are not supported at all.
+fn timestamp_supported(timestamp: i64, version: i16) -> bool {
+    let since = match timestamp {
+        0.. => return true,
+        LATEST | EARLIEST => 1,
+        MAX_TIMESTAMP => 7,
+        EARLIEST_LOCAL => 8,
+        _ => return false,
+    };
+    version >= since
 }

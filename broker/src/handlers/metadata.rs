@@ -86,7 +86,12 @@ async fn lookup_by_name(b: &Broker, name: TopicName, auto_create: bool) -> Metad
             .with_error_code(code)
     };
     if !auto_create {
-        return unknown(E::UnknownTopicOrPartition.code());
+        // As `KafkaApis.getTopicMetadata`: a name no topic could have is invalid, so
+        // the client fails at once instead of waiting for the topic to appear.
+        return unknown(match topics::legal_topic_name(name.0.as_str()) {
+            Err(r) => r.error.code(),
+            Ok(()) => E::UnknownTopicOrPartition.code(),
+        });
     }
     match topics::create_topic(b, name.0.as_str(), -1, -1, BTreeMap::new(), false).await {
         // Created, or lost a race with another creator: describe what is there.
