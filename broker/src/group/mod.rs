@@ -29,6 +29,29 @@ struct Inner {
     store: OffsetStore,
 }
 
+impl Inner {
+    /// Deletes committed offsets, given as (group, topic, partition): tombstones in the
+    /// store first, then out of memory, so a failed write leaves both as they were.
+    fn delete_offsets(
+        &mut self,
+        offsets: Vec<(String, String, i32)>,
+    ) -> Result<(), sluice_storage::Error> {
+        let tombstones: Vec<OffsetChange> =
+            offsets.into_iter().map(|(g, t, p)| (g, t, p, None)).collect();
+        self.store.append(&tombstones)?;
+        for (g, t, p, _) in tombstones {
+            let emptied = self.offsets.get_mut(&g).is_some_and(|m| {
+                m.remove(&(t, p));
+                m.is_empty()
+            });
+            if emptied {
+                self.offsets.remove(&g);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct GroupCoordinator {
     inner: Mutex<Inner>,
@@ -276,20 +299,19 @@ impl GroupCoordinator {
         if !group.is_empty() {
             return Err(E::NonEmptyGroup);
         }
-        let tombstones: Vec<OffsetChange> = inner
+        let offsets = inner
             .offsets
             .get(group_id)
             .map(|m| {
                 m.keys()
-                    .map(|(t, p)| (group_id.to_owned(), t.clone(), *p, None))
+                    .map(|(t, p)| (group_id.to_owned(), t.clone(), *p))
                     .collect()
             })
             .unwrap_or_default();
-        if let Err(e) = inner.store.append(&tombstones) {
+        if let Err(e) = inner.delete_offsets(offsets) {
             tracing::error!(error = %e, "deleting offsets failed");
             return Err(E::KafkaStorageError);
         }
-        inner.offsets.remove(group_id);
         inner.groups.remove(group_id);
         tracing::info!(group = group_id, "deleted group");
         Ok(())
@@ -302,29 +324,25 @@ impl GroupCoordinator {
     pub fn delete_topic_offsets(&self, topic: &str) {
         let mut inner = self.lock();
         let range = (topic.to_owned(), i32::MIN)..=(topic.to_owned(), i32::MAX);
-        let changes: Vec<OffsetChange> = inner
+        let offsets: Vec<(String, String, i32)> = inner
             .offsets
             .iter()
             .flat_map(|(g, m)| {
                 m.range(range.clone())
-                    .map(|((t, p), _)| (g.clone(), t.clone(), *p, None))
+                    .map(|((t, p), _)| (g.clone(), t.clone(), *p))
             })
             .collect();
-        if changes.is_empty() {
+        if offsets.is_empty() {
             return;
         }
-        if let Err(e) = inner.store.append(&changes) {
+        let count = offsets.len();
+        if let Err(e) = inner.delete_offsets(offsets) {
             tracing::error!(topic, error = %e, "deleting a deleted topic's offsets failed");
             return;
         }
-        for (g, t, p, _) in &changes {
-            if let Some(m) = inner.offsets.get_mut(g) {
-                m.remove(&(t.clone(), *p));
-            }
-        }
         tracing::info!(
             topic,
-            offsets = changes.len(),
+            offsets = count,
             "deleted the committed offsets of a deleted topic"
         );
     }
@@ -343,7 +361,7 @@ impl GroupCoordinator {
         }
         let subscribed = group.subscribed_topics().unwrap_or_default();
         let mut results = Vec::new();
-        let mut changes = Vec::new();
+        let mut offsets = Vec::new();
         for (t, p) in partitions {
             if subscribed.contains(t) {
                 results.push(Some(E::GroupSubscribedToTopic));
@@ -354,18 +372,13 @@ impl GroupCoordinator {
                     .get(group_id)
                     .is_some_and(|m| m.contains_key(&(t.clone(), *p)))
                 {
-                    changes.push((group_id.to_owned(), t.clone(), *p, None));
+                    offsets.push((group_id.to_owned(), t.clone(), *p));
                 }
             }
         }
-        if let Err(e) = inner.store.append(&changes) {
+        if let Err(e) = inner.delete_offsets(offsets) {
             tracing::error!(error = %e, "deleting offsets failed");
             return Err(E::KafkaStorageError);
-        }
-        if let Some(m) = inner.offsets.get_mut(group_id) {
-            for (_, t, p, _) in &changes {
-                m.remove(&(t.clone(), *p));
-            }
         }
         Ok(results)
     }
