@@ -28,6 +28,8 @@ pub fn storage(e: &StorageError) -> E {
             BatchError::NoSequence { .. }
             | BatchError::BadCompressedRecords { .. }
             | BatchError::MalformedRecord { .. } => E::InvalidRecord,
+            // Sluice's bound on a batch's inflated size (`storage::inflate`).
+            BatchError::InflatesTooLarge { .. } => E::MessageTooLarge,
             BatchError::Transactional => E::TransactionalIdAuthorizationFailed,
             BatchError::Truncated { .. }
             | BatchError::LengthMismatch { .. }

@@ -9,6 +9,7 @@
 //! `baseOffset` and `partitionLeaderEpoch` lie outside the CRC, so the broker assigns
 //! them without touching the checksum: stored batches are the producer's bytes.
 
+use crate::inflate::InflateError;
 use crate::record::{self, SectionCheck};
 
 pub const HEADER_BYTES: usize = 61;
@@ -44,6 +45,8 @@ pub enum BatchError {
     NoSequence { producer_id: i64 },
     #[error("the {codec} codec's records section does not decompress")]
     BadCompressedRecords { codec: i16 },
+    #[error("the records decompress to more than {limit} bytes")]
+    InflatesTooLarge { limit: usize },
     #[error("malformed record at byte {at} of the records section")]
     MalformedRecord { at: usize },
     #[error("{count} batches for one partition: a Produce carries one")]
@@ -252,8 +255,10 @@ pub fn check_inspecting<'a, T>(
         let inflated = match h.compression() {
             0 => None,
             codec => Some(
-                record::inflate(codec, &bytes[HEADER_BYTES..])
-                    .ok_or(BatchError::BadCompressedRecords { codec })?,
+                record::inflate(codec, &bytes[HEADER_BYTES..]).map_err(|e| match e {
+                    InflateError::Corrupt => BatchError::BadCompressedRecords { codec },
+                    InflateError::TooLarge { limit } => BatchError::InflatesTooLarge { limit },
+                })?,
             ),
         };
         let section = inflated.as_deref().unwrap_or(&bytes[HEADER_BYTES..]);

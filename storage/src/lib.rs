@@ -31,6 +31,7 @@
 //! - [`background`]: the threads that sync rolled segments and remove deleted segments
 //!   and partition directories, off the partition's lock and the request path.
 //! - [`producer`]: idempotent-producer sequence state.
+//! - [`inflate`]: decompressing a compressed batch's records, bounded.
 //! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
 //!   batch from some of them.
 //! - [`config`]: topic configs that shape a log, validated.
@@ -41,6 +42,7 @@ pub mod config;
 pub mod durable;
 mod error;
 pub mod index;
+pub mod inflate;
 pub mod log;
 pub mod producer;
 pub mod record;

@@ -10,6 +10,7 @@
 //! timestamp are deltas from the batch header, which a rebuilt batch keeps.
 
 use crate::batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
+use crate::inflate::InflateError;
 
 /// A record that does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -341,23 +342,14 @@ impl BatchBuilder {
 pub fn records_section(h: &BatchHeader, stored: &bytes::Bytes) -> Option<bytes::Bytes> {
     match h.compression() {
         0 => Some(stored.slice(HEADER_BYTES..)),
-        codec => inflate(codec, &stored[HEADER_BYTES..]),
+        codec => inflate(codec, &stored[HEADER_BYTES..]).ok(),
     }
 }
 
-/// A compressed records section, decompressed (None if it does not decompress, or if
-/// `codec` is none or unknown).
-pub fn inflate(codec: i16, mut compressed: &[u8]) -> Option<bytes::Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let keep = |out: &mut bytes::Bytes| Ok(std::mem::take(out));
-    let section = &mut compressed;
-    match codec {
-        1 => Gzip::decompress(section, keep).ok(),
-        2 => Snappy::decompress(section, keep).ok(),
-        3 => Lz4::decompress(section, keep).ok(),
-        4 => Zstd::decompress(section, keep).ok(),
-        _ => None,
-    }
+/// A compressed records section, decompressed, within [`crate::inflate`]'s bound.
+pub fn inflate(codec: i16, compressed: &[u8]) -> Result<bytes::Bytes, InflateError> {
+    crate::inflate::inflate(codec, compressed, crate::inflate::MAX_INFLATED_BYTES)
+        .map(bytes::Bytes::from)
 }
 
 /// A batch like `header`'s (same base offset, last offset delta, timestamps, producer

@@ -36,8 +36,10 @@ impl Inner {
         &mut self,
         offsets: Vec<(String, String, i32)>,
     ) -> Result<(), sluice_storage::Error> {
-        let tombstones: Vec<OffsetChange> =
-            offsets.into_iter().map(|(g, t, p)| (g, t, p, None)).collect();
+        let tombstones: Vec<OffsetChange> = offsets
+            .into_iter()
+            .map(|(g, t, p)| (g, t, p, None))
+            .collect();
         self.store.append(&tombstones)?;
         for (g, t, p, _) in tombstones {
             let emptied = self.offsets.get_mut(&g).is_some_and(|m| {

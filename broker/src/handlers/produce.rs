@@ -99,6 +99,20 @@ fn append(
         // No batch at all, as Kafka answers a partition without one.
         return r.with_error_code(E::InvalidRecord.code());
     };
+    // Kafka refuses a batch over `max.message.bytes` before it reads a record, so an
+    // oversized batch is never decompressed. (One batch per partition: its size is the
+    // records' size.)
+    let max_message_bytes = part.lock().config().max_message_bytes;
+    if records.len() > max_message_bytes {
+        let e = sluice_storage::Error::RecordTooLarge {
+            size: records.len(),
+            max: max_message_bytes,
+        };
+        tracing::debug!(topic, partition, error = %e, "produce refused");
+        return r
+            .with_error_code(error_code::storage(&e).code())
+            .with_error_message(Some(str_bytes(e.to_string())));
+    }
     let accepted_ms = now_ms();
     let retry_policy = retry::is_retry_topic(topic)
         .then(|| b.image().topic(topic).map(|t| RetryPolicy::of(&t.configs)))
