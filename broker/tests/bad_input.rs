@@ -374,3 +374,56 @@ fn list_offsets_refuses_what_its_version_lacks_and_duplicates() {
     assert_eq!(list(8, &[-7]), [35]);
     assert_eq!(list(8, &[-1, -2]), [42, 42], "partition 0 named twice");
 }
+
+/// A topic the metadata does not know does not end a long poll for the others, as Kafka
+/// sets such partitions aside before it reads: the client's other partitions still wait
+/// for data instead of the client re-fetching in a tight loop.
+#[test]
+fn an_unknown_topic_does_not_end_a_long_poll() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    use kafka_protocol::protocol::Decodable;
+    let b = start("");
+    let known = TopicName(StrBytes::from_static_str("raw-long-poll"));
+    let unknown = TopicName(StrBytes::from_static_str("raw-no-such-topic"));
+    let mut s = connect(&b);
+    auto_create(&mut s, &known);
+    let topic = |name: &TopicName| {
+        FetchTopic::default()
+            .with_topic(name.clone())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition_max_bytes(1 << 20)
+                .with_current_leader_epoch(-1)])
+    };
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(1_500)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![topic(&known), topic(&unknown)]);
+    let mut corr = 1;
+    // Until the new partition is hosted.
+    for _ in 0..100 {
+        corr += 1;
+        let asked = std::time::Instant::now();
+        s.write_all(&request(ApiKey::Fetch, 12, corr, &req))
+            .unwrap();
+        let r = read_frame(&mut s).expect("fetch answered");
+        let waited = asked.elapsed();
+        let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+        let resp = FetchResponse::decode(&mut body, 12).unwrap();
+        let code = |i: usize| resp.responses[i].partitions[0].error_code;
+        if code(0) != 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(code(1), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+        assert!(
+            waited >= Duration::from_millis(1_200),
+            "answered after {waited:?}: the unknown topic ended the wait"
+        );
+        return;
+    }
+    panic!("the partition was never hosted");
+}

@@ -189,3 +189,24 @@ def test_kafka_python_long_poll_wakes_on_produce(bootstrap):
         assert latency < 4.0, f"record arrived {latency:.2f}s after produce (fetch_max_wait_ms=5000)"
     finally:
         c.close(autocommit=False)
+
+
+def test_confluent_min_bytes_counts_what_is_readable(bootstrap):
+    """fetch.min.bytes at the partition limit: Kafka counts the bytes readable up to that
+    limit (DelayedFetch), not the whole batches a response holds, so a backlog is read
+    without waiting fetch.wait.max.ms on every fetch."""
+    topic = create_topic(bootstrap, uniq("f-minbytes"), partitions=1)
+    recs = [{"value": f"{i:08d}".encode() + os.urandom(992), "partition": 0}
+            for i in range(4000)]
+    log = cf_produce(bootstrap, topic, recs, conf={"linger.ms": 50, "batch.size": 20_000})
+    assert not log.errors
+    start = time.monotonic()
+    got = cf_consume_assigned(bootstrap, topic, [0], 3000, timeout=120, settle=0, conf={
+        "fetch.min.bytes": 1_048_576, "max.partition.fetch.bytes": 1_048_576,
+        "fetch.wait.max.ms": 20_000})
+    elapsed = time.monotonic() - start
+    assert [m[1] for m in got][:3000] == list(range(3000))
+    # The first 3 MB take three fetches of about 1 MiB, each of which would wait 20 s if
+    # the broker counted only the whole batches it returned (just under 1 MiB). (The
+    # last 1 MB is less than fetch.min.bytes: that fetch waits, on Kafka too.)
+    assert elapsed < 15, f"{elapsed:.1f} s: fetches waited for fetch.wait.max.ms"

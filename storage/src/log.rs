@@ -36,6 +36,11 @@ pub struct ReadResult {
     pub slice: Option<FileSlice>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// Bytes from the offset read to the high watermark, whatever the read's limits let
+    /// through: what Kafka's `DelayedFetch` counts against `min_bytes`. `usize::MAX`
+    /// when the offset lies in a segment before the one the high watermark is in (a
+    /// long poll ends there at once, as Kafka's does).
+    pub readable_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -610,6 +615,7 @@ impl PartitionLog {
             slice: None,
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
+            readable_bytes: 0,
         };
         if offset >= self.high_watermark || (max_bytes == 0 && !min_one_batch) {
             return Ok(result);
@@ -629,6 +635,11 @@ impl PartitionLog {
                 continue;
             };
             let available = (end - found.position) as usize;
+            result.readable_bytes = if base < self.hw_position.0 {
+                usize::MAX
+            } else {
+                available
+            };
             let mut len = available.min(max_bytes);
             if len < found.header.total_bytes() {
                 // The first batch does not fit: with min_one_batch it is returned whole

@@ -83,11 +83,13 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut shutdown = b.shutdown.clone();
-    let min_bytes = req.min_bytes.max(0) as usize;
+    // Kafka caps `min_bytes` at the response's size (`KafkaApis.handleFetchRequest`):
+    // a fetch never waits for more than it could return.
+    let min_bytes = (req.min_bytes.max(0) as usize).min(response_max_bytes);
     let mut watchers: Option<Vec<watch::Receiver<i64>>> = None;
     let read = loop {
         let read = read_all(b, &wanted, response_max_bytes, req.isolation_level);
-        let enough = read.record_bytes >= min_bytes || read.any_error;
+        let enough = read.ready_bytes >= min_bytes || read.complete;
         if enough || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             break read;
         }
@@ -240,12 +242,17 @@ fn encode(ctx: &RequestContext, top: FetchTop, topics: Vec<FetchTopic<SendRegion
 struct ReadAll {
     partitions: Vec<FetchPartition<SendRegion>>,
     bytes: usize,
-    /// Bytes of batches that hold records: what `min_bytes` counts. A read that found
-    /// only empty batches (gaps left by delayed or filtered-out records) waits like one
-    /// that found nothing, so a client that does not step past an empty batch at the end
-    /// of a log (kafkajs) polls once per `max_wait_ms` instead of in a tight loop.
-    record_bytes: usize,
-    any_error: bool,
+    /// What `min_bytes` counts, as Kafka's `DelayedFetch` does: per partition, the bytes
+    /// readable up to its high watermark, at most its `partition_max_bytes` (or what a
+    /// view returned). A read that found only empty batches (gaps left by delayed or
+    /// filtered-out records) counts nothing, so a client that does not step past an
+    /// empty batch at the end of a log (kafkajs) polls once per `max_wait_ms` instead of
+    /// in a tight loop.
+    ready_bytes: usize,
+    /// Answer now whatever `min_bytes` says: a partition failed to read (Kafka's
+    /// `errorReadingData`; a topic the metadata does not know is not such an error, so
+    /// the others still wait), or one is being read from a segment before the latest.
+    complete: bool,
 }
 
 /// Whether a region holds nothing but empty batches (only small regions are looked at:
@@ -284,8 +291,8 @@ fn read_all(
     let mut out = ReadAll {
         partitions: Vec::with_capacity(wanted.len()),
         bytes: 0,
-        record_bytes: 0,
-        any_error: false,
+        ready_bytes: 0,
+        complete: false,
     };
     for w in wanted {
         // Aborted transactions are listed only for read_committed; there are none.
@@ -331,7 +338,13 @@ fn read_all(
                     head.log_start_offset = r.log_start_offset;
                     let filter = w.view().map(|v| &v.filter);
                     match (r.slice, filter) {
-                        (None, _) => None,
+                        (None, _) => {
+                            // Readable, but past what this response could hold.
+                            out.ready_bytes = out
+                                .ready_bytes
+                                .saturating_add(r.readable_bytes.min(partition_max));
+                            None
+                        }
                         (Some(slice), Some(f)) if !f.matches_all() => {
                             // Outside the partition lock: this reads and decodes.
                             match read_view(part, slice, w.fetch_offset, budget, f) {
@@ -339,7 +352,7 @@ fn read_all(
                                     count_view_paths(b, &fr);
                                     out.bytes += fr.bytes();
                                     if !fr.only_closing_batch() {
-                                        out.record_bytes += fr.bytes();
+                                        out.ready_bytes += fr.bytes();
                                     }
                                     records = fr.chunks;
                                     None
@@ -353,7 +366,9 @@ fn read_all(
                         (Some(slice), _) => {
                             out.bytes += slice.len;
                             if !only_empty_batches(&slice) {
-                                out.record_bytes += slice.len;
+                                let ready = slice.len.max(r.readable_bytes.min(partition_max));
+                                out.ready_bytes = out.ready_bytes.saturating_add(ready);
+                                out.complete |= r.readable_bytes == usize::MAX;
                             }
                             records.push(Chunk::Region(SendRegion(slice)));
                             None
@@ -365,11 +380,17 @@ fn read_all(
         });
         if let Some(e) = error {
             head.error_code = e.code();
-            out.any_error = true;
+            out.complete |= !unknown_to_metadata(e);
         }
         out.partitions.push(FetchPartition { head, records });
     }
     out
+}
+
+/// The errors `resolve` gives a topic the metadata does not know. Kafka sets them aside
+/// before it reads (`KafkaApis.handleFetchRequest`), so they do not end a long poll.
+fn unknown_to_metadata(e: E) -> bool {
+    matches!(e, E::UnknownTopicId | E::UnknownTopicOrPartition)
 }
 
 fn count_view_paths(b: &Broker, fr: &FilteredRead) {
