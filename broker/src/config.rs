@@ -45,6 +45,8 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("group.max.session.timeout.ms", "1800000"),
     ("group.max.size", "2147483647"),
     ("offset.metadata.max.bytes", "4096"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
     ("socket.request.max.bytes", "104857600"),
     // Kafka's default is unbounded; Sluice bounds request memory by default.
     ("queued.max.request.bytes", "536870912"),

@@ -370,14 +370,23 @@ def parse_produce_response(payload, version):
     return corr, err, base_offset
 
 
-def init_producer_id(conn, versions):
-    version = pick_version(versions, API_INIT_PRODUCER_ID, (1, 0, 2, 3, 4))
+def init_producer_id(conn, versions, producer=(-1, -1)):
+    """-> (producer id, epoch); ``producer`` is the (id, epoch) the client names (v3+)."""
+    err, pid, epoch = init_producer_id_answer(conn, versions, producer)
+    assert err == 0, f"InitProducerId error {err}"
+    return pid, epoch
+
+
+def init_producer_id_answer(conn, versions, producer=(-1, -1)):
+    """-> (error, producer id, epoch) of an InitProducerId without a transactional id."""
+    preferred = (1, 0, 2, 3, 4) if producer == (-1, -1) else (4, 3)
+    version = pick_version(versions, API_INIT_PRODUCER_ID, preferred)
     if version < 2:
         body = string(None) + i32(60000)
     else:
         body = compact_string(None) + i32(60000)
         if version >= 3:
-            body += i64(-1) + i16(-1)
+            body += i64(producer[0]) + i16(producer[1])
         body += uvarint(0)
     corr = conn.send_request(API_INIT_PRODUCER_ID, version, body, flexible=version >= 2)
     r = Reader(conn.recv_frame())
@@ -388,5 +397,4 @@ def init_producer_id(conn, versions):
     err = r.i16()
     pid = struct.unpack(">q", r.take(8))[0]
     epoch = r.i16()
-    assert err == 0, f"InitProducerId v{version} error {err}"
-    return pid, epoch
+    return err, pid, epoch

@@ -180,3 +180,17 @@ def test_idempotent_duplicate_and_out_of_order_batches(broker):
         assert send([b"s3"], 3) == (0, 3)
     got = cf_consume_assigned(broker.bootstrap, topic, [0], 4)
     assert [m[3] for m in got] == [b"s0", b"s1", b"s2", b"s3"]
+
+
+def test_init_producer_id_without_transactions_always_gives_a_new_id(broker):
+    """Kafka's TransactionCoordinator hands out a new id at epoch 0 to every
+    InitProducerId without a transactional id, whatever id the client names: it
+    cannot know the client owns it. An id without an epoch is INVALID_REQUEST."""
+    versions = rk.api_versions(broker.host, broker.port)
+    with rk.Conn(broker.host, broker.port) as c:
+        pid, epoch = rk.init_producer_id(c, versions)
+        assert epoch == 0
+        again, epoch = rk.init_producer_id(c, versions, producer=(pid, 0))
+        assert again != pid and epoch == 0
+        assert rk.init_producer_id_answer(c, versions, producer=(pid, -1))[0] == 42
+        assert rk.init_producer_id_answer(c, versions, producer=(-1, 0))[0] == 42

@@ -62,6 +62,12 @@ pub struct GroupCoordinator {
     pub session_timeout_max_ms: i64,
     pub max_size: usize,
     pub metadata_max_bytes: usize,
+    /// `offsets.retention.minutes`: how long committed offsets outlive their group's
+    /// last member, or their commit for a group without members ever.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets, and empty
+    /// groups left with none, are removed.
+    pub offsets_retention_check: Duration,
 }
 
 /// A group as DescribeGroups and ListGroups show it.
@@ -100,6 +106,12 @@ impl GroupCoordinator {
             session_timeout_max_ms: config.int("group.max.session.timeout.ms"),
             max_size: config.int("group.max.size").max(1) as usize,
             metadata_max_bytes: config.int("offset.metadata.max.bytes").max(0) as usize,
+            offsets_retention: Duration::from_secs(
+                config.int("offsets.retention.minutes").max(1) as u64 * 60,
+            ),
+            offsets_retention_check: Duration::from_millis(
+                config.int("offsets.retention.check.interval.ms").max(1) as u64,
+            ),
         })
     }
 
@@ -214,14 +226,18 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         commits: Vec<(String, i32, Committed)>,
+        version: i16,
     ) -> Result<(), E> {
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
         }
         let mut inner = self.lock();
-        match inner.groups.get(group_id) {
-            Some(g) => g.check_commit(generation, member_id, instance_id)?,
-            None if generation < 0 && member_id.is_empty() => {}
+        match inner.groups.get_mut(group_id) {
+            Some(g) => g.check_commit(generation, member_id, instance_id, Instant::now())?,
+            // A standalone commit makes a group (Kafka's "simple" one).
+            None if generation < 0 => {}
+            // As `OffsetMetadataManager.validateOffsetCommit` answers by version.
+            None if version >= 9 => return Err(E::GroupIdNotFound),
             None => return Err(E::IllegalGeneration),
         }
         let changes: Vec<OffsetChange> = commits
@@ -385,26 +401,78 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Session expiry and rebalance deadlines, every 100 ms.
+    /// Session expiry and rebalance deadlines, every 100 ms; offset retention every
+    /// `offsets.retention.check.interval.ms`.
     pub async fn run_timers(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut next_cleanup = Instant::now() + self.offsets_retention_check;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
                 _ = shutdown.changed() => return,
             }
             let now = Instant::now();
-            let mut inner = self.lock();
-            for g in inner.groups.values_mut() {
-                for id in g.tick(now) {
-                    tracing::info!(group = %g.id, member = %id, "member session expired");
+            {
+                let mut inner = self.lock();
+                for g in inner.groups.values_mut() {
+                    for id in g.tick(now) {
+                        tracing::info!(group = %g.id, member = %id, "member session expired");
+                    }
                 }
             }
-            // Forget empty groups that hold no offsets.
-            let Inner {
-                groups, offsets, ..
-            } = &mut *inner;
-            groups.retain(|id, g| !g.is_idle() || offsets.contains_key(id));
+            if now >= next_cleanup {
+                self.expire_offsets(now, now_ms());
+                next_cleanup = now + self.offsets_retention_check;
+            }
         }
+    }
+
+    /// Kafka's `cleanupGroupMetadata`: deletes the committed offsets whose retention has
+    /// passed, then forgets the empty groups left with none. Retention runs from the
+    /// moment an empty consumer group lost its last member; for a group that never had
+    /// members (standalone commits; also any group after a restart, whose members are
+    /// not kept) from each offset's commit; in a stable consumer group, only offsets of
+    /// topics no member subscribes to expire, by commit (`offsetExpirationCondition`).
+    pub fn expire_offsets(&self, now: Instant, now_ms: i64) {
+        let retention_ms = self.offsets_retention.as_millis() as i64;
+        let mut inner = self.lock();
+        let mut expired = Vec::new();
+        for (group_id, offsets) in &inner.offsets {
+            let group = inner.groups.get(group_id);
+            let empty_long_enough = |g: &Group| {
+                g.empty_since
+                    .is_some_and(|since| now.duration_since(since) >= self.offsets_retention)
+            };
+            let committed_long_ago = |c: &Committed| now_ms - c.commit_timestamp_ms >= retention_ms;
+            for ((topic, partition), c) in offsets {
+                let expire = match group {
+                    None => committed_long_ago(c),
+                    Some(g) if g.protocol_type.is_none() => committed_long_ago(c),
+                    Some(g) if g.state == GroupState::Empty => empty_long_enough(g),
+                    Some(g) if g.state == GroupState::Stable => g
+                        .subscribed_topics()
+                        .is_some_and(|s| !s.contains(topic) && committed_long_ago(c)),
+                    Some(_) => false,
+                };
+                if expire {
+                    expired.push((group_id.clone(), topic.clone(), *partition));
+                }
+            }
+        }
+        let count = expired.len();
+        if count > 0 {
+            if let Err(e) = inner.delete_offsets(expired) {
+                tracing::error!(error = %e, "expiring committed offsets failed");
+                return;
+            }
+            tracing::info!(
+                offsets = count,
+                "expired committed offsets past offsets.retention.minutes"
+            );
+        }
+        let Inner {
+            groups, offsets, ..
+        } = &mut *inner;
+        groups.retain(|id, g| !g.is_idle() || offsets.contains_key(id));
     }
 
     pub fn close(&self) {
@@ -420,5 +488,73 @@ pub fn commit_now(offset: i64, leader_epoch: i32, metadata: String) -> Committed
         leader_epoch,
         metadata,
         commit_timestamp_ms: now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn coordinator(dir: &Path) -> GroupCoordinator {
+        let cli = crate::config::Cli::parse_from(["sluice"]);
+        let config = BrokerConfig::load(cli).unwrap();
+        let mut c = GroupCoordinator::open(dir, &config).unwrap();
+        c.offsets_retention = Duration::from_secs(60);
+        c
+    }
+
+    fn commit_at(c: &GroupCoordinator, group: &str, topic: &str, at_ms: i64) {
+        let committed = Committed {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: at_ms,
+        };
+        c.commit(group, -1, "", None, vec![(topic.into(), 0, committed)], 9)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_member_commit_to_an_unknown_group_is_answered_by_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path());
+        let commit = |version| c.commit("nobody", 3, "m", None, vec![], version);
+        assert_eq!(commit(9), Err(E::GroupIdNotFound));
+        assert_eq!(commit(8), Err(E::IllegalGeneration));
+    }
+
+    #[test]
+    fn offsets_expire_by_commit_or_by_how_long_the_group_was_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path());
+        let t = Instant::now();
+        // A standalone group's offsets go by their commit times.
+        commit_at(&c, "simple", "old", 0);
+        commit_at(&c, "simple", "new", 50_000);
+        // An empty consumer group's go by how long it has been empty.
+        commit_at(&c, "consumer", "t", 0);
+        {
+            let mut inner = c.lock();
+            let g = inner.groups.get_mut("consumer").unwrap();
+            g.protocol_type = Some("consumer".into());
+            g.tick(t);
+        }
+        c.expire_offsets(t + Duration::from_secs(30), 100_000);
+        let simple = c.committed("simple");
+        assert!(
+            !simple.contains_key(&("old".into(), 0)),
+            "committed 100 s ago"
+        );
+        assert!(
+            simple.contains_key(&("new".into(), 0)),
+            "committed 50 s ago"
+        );
+        assert_eq!(c.committed("consumer").len(), 1, "empty for 30 s only");
+        c.expire_offsets(t + Duration::from_secs(61), 100_000);
+        assert!(c.committed("consumer").is_empty(), "empty for 61 s");
+        // The group, empty and left with no offsets, is forgotten.
+        assert!(c.describe("consumer").is_none());
+        assert!(c.describe("simple").is_some());
     }
 }

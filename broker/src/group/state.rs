@@ -160,6 +160,9 @@ pub struct Group {
     /// empty: joins are collected until then before the first generation completes.
     initial_delay_until: Option<Instant>,
     next_join_order: u64,
+    /// Since when the group has been Empty (as the timer saw it): Kafka's state
+    /// timestamp, from which an empty consumer group's offsets are retained.
+    pub empty_since: Option<Instant>,
 }
 
 impl Group {
@@ -177,6 +180,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             next_join_order: 0,
+            empty_since: None,
         }
     }
 
@@ -655,30 +659,41 @@ impl Group {
     /// Whether a commit from this member at this generation may be stored (Kafka's
     /// `ClassicGroup.validateOffsetCommit`): members of the current generation may commit
     /// while a rebalance is being prepared (consumers commit from their revocation
-    /// callbacks), but not while assignments are being handed out.
+    /// callbacks), but not while assignments are being handed out. An accepted commit
+    /// keeps its member's session alive, as Kafka's `commitOffset` does in Stable and
+    /// PreparingRebalance.
     pub fn check_commit(
-        &self,
+        &mut self,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
+        now: Instant,
     ) -> Result<(), E> {
         if self.state == GroupState::Dead {
             return Err(E::CoordinatorNotAvailable);
         }
-        if generation < 0 && member_id.is_empty() {
-            // A standalone consumer or an admin: only for a group without members.
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(E::UnknownMemberId)
-            };
+        if generation < 0 && self.state == GroupState::Empty {
+            // A standalone consumer or an admin, to a group without members.
+            return Ok(());
         }
-        self.check_member(member_id, instance_id)?;
-        if generation != self.generation {
-            return Err(E::IllegalGeneration);
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            self.check_member(member_id, instance_id)?;
+            if generation != self.generation {
+                return Err(E::IllegalGeneration);
+            }
+        } else if self.state != GroupState::Empty {
+            return Err(E::UnknownMemberId);
         }
         if self.state == GroupState::CompletingRebalance {
             return Err(E::RebalanceInProgress);
+        }
+        if matches!(
+            self.state,
+            GroupState::Stable | GroupState::PreparingRebalance
+        ) {
+            if let Some(m) = self.members.get_mut(member_id) {
+                m.last_heartbeat = now;
+            }
         }
         Ok(())
     }
@@ -770,6 +785,11 @@ impl Group {
             } else {
                 self.maybe_complete_join(now);
             }
+        }
+        if self.state == GroupState::Empty {
+            self.empty_since.get_or_insert(now);
+        } else {
+            self.empty_since = None;
         }
         expired
     }

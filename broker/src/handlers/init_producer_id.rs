@@ -22,20 +22,14 @@ pub async fn handle(
     if req.transactional_id.is_some() {
         return resp.with_error_code(E::TransactionalIdAuthorizationFailed.code());
     }
-    // KIP-360: a producer that knows its id asks for the next epoch of it; for an
-    // idempotent producer without a coordinator, bumping the epoch is always safe
-    // because sequences restart at 0 and older epochs are fenced by the partitions.
-    // The delay timer's producer id is never bumped for a client: that would fence it.
-    let reserved = req.producer_id.0 == b.delays.producer_id();
-    if req.producer_id.0 >= 0
-        && !reserved
-        && req.producer_epoch >= 0
-        && req.producer_epoch < i16::MAX - 1
-    {
-        return resp
-            .with_producer_id(req.producer_id)
-            .with_producer_epoch(req.producer_epoch + 1);
+    // An id without an epoch, or an epoch without an id (`KafkaApis`).
+    if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
+        return resp.with_error_code(E::InvalidRequest.code());
     }
+    // Without a transactional id Kafka always hands out a new id at epoch 0, whatever id
+    // the client names (`TransactionCoordinator.handleInitProducerId`): it cannot tell
+    // that this cluster ever gave the client that id (franz-go sends its last one when
+    // it reloads), and bumping a stranger's epoch would fence its owner.
     match b.producer_ids.next(&b.metadata).await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {

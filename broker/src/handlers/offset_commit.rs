@@ -16,7 +16,7 @@ pub const VERSIONS: RangeInclusive<i16> = 2..=9;
 
 pub async fn handle(
     b: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let image = b.image();
@@ -59,6 +59,7 @@ pub async fn handle(
             req.member_id.as_str(),
             req.group_instance_id.as_ref().map(|s| s.as_str()),
             accepted,
+            ctx.version,
         )
     };
     let topics = req

@@ -18,10 +18,19 @@ pub fn handle(
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let image = b.image();
+    // As `KafkaApis.handleOffsetDeleteRequest`: a partition the metadata does not have is
+    // answered UNKNOWN_TOPIC_OR_PARTITION here, and only the others reach the group.
+    let known = |topic: &str, partition: i32| {
+        image
+            .topic(topic)
+            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()))
+    };
     let mut wanted = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            wanted.push((t.name.0.to_string(), p.partition_index));
+            if known(t.name.0.as_str(), p.partition_index) {
+                wanted.push((t.name.0.to_string(), p.partition_index));
+            }
         }
     }
     let results = match b.groups.delete_offsets(req.group_id.0.as_str(), &wanted) {
@@ -33,16 +42,14 @@ pub fn handle(
         .topics
         .into_iter()
         .map(|t| {
-            let known = image.topic(t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let r = results.next().flatten();
-                    let code = if known.is_none() {
-                        E::UnknownTopicOrPartition.code()
+                    let code = if known(t.name.0.as_str(), p.partition_index) {
+                        results.next().flatten().map_or(0, |e| e.code())
                     } else {
-                        r.map_or(0, |e| e.code())
+                        E::UnknownTopicOrPartition.code()
                     };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)

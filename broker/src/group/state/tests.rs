@@ -250,15 +250,31 @@ fn commits_allowed_while_preparing_but_not_completing() {
     let mut g = Group::new("g");
     let (a, _) = join_new(&mut g, t);
     assert_eq!(g.state, GroupState::CompletingRebalance);
-    assert_eq!(g.check_commit(1, &a, None), Err(E::RebalanceInProgress));
+    assert_eq!(g.check_commit(1, &a, None, t), Err(E::RebalanceInProgress));
     let _ = g.sync(1, &a, None, None, None, vec![], t);
-    assert_eq!(g.check_commit(1, &a, None), Ok(()));
+    assert_eq!(g.check_commit(1, &a, None, t), Ok(()));
     let (_b, _) = join_new(&mut g, t);
     assert_eq!(g.state, GroupState::PreparingRebalance);
     // a commits from its revocation callback before rejoining
-    assert_eq!(g.check_commit(1, &a, None), Ok(()));
-    assert_eq!(g.check_commit(0, &a, None), Err(E::IllegalGeneration));
-    assert_eq!(g.check_commit(-1, "", None), Err(E::UnknownMemberId));
+    assert_eq!(g.check_commit(1, &a, None, t), Ok(()));
+    assert_eq!(g.check_commit(0, &a, None, t), Err(E::IllegalGeneration));
+    assert_eq!(g.check_commit(-1, "", None, t), Err(E::UnknownMemberId));
+}
+
+#[test]
+fn a_commit_keeps_its_members_session_alive() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, _) = join_new(&mut g, t);
+    let _ = g.sync(1, &a, None, None, None, vec![], t);
+    assert_eq!(g.state, GroupState::Stable);
+    let later = t + Duration::from_secs(20);
+    assert_eq!(g.check_commit(1, &a, None, later), Ok(()));
+    assert_eq!(g.members[&a].last_heartbeat, later);
+    // Without members, a commit of generation -1 is a standalone one, whatever ids
+    // it carries (Kafka's validateOffsetCommit).
+    let mut empty = Group::new("e");
+    assert_eq!(empty.check_commit(-1, "someone", None, t), Ok(()));
 }
 
 #[test]
