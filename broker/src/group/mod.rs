@@ -267,10 +267,16 @@ impl GroupCoordinator {
             .unwrap_or_default()
     }
 
+    /// As Kafka's `describeGroups`: the protocol and each member's metadata only for a
+    /// Stable group; each member's assignment (its last, until a new one is handed out)
+    /// in any state.
     pub fn describe(&self, group_id: &str) -> Option<GroupView> {
         let inner = self.lock();
         let g = inner.groups.get(group_id)?;
-        let protocol = g.protocol.clone().unwrap_or_default();
+        let protocol = match g.state {
+            GroupState::Stable => g.protocol.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
         let members = g
             .members
             .values()
@@ -282,14 +288,10 @@ impl GroupCoordinator {
                 metadata: m
                     .protocols
                     .iter()
-                    .find(|(n, _)| *n == protocol)
+                    .find(|(n, _)| !protocol.is_empty() && *n == protocol)
                     .map(|(_, b)| b.clone())
                     .unwrap_or_default(),
-                assignment: if g.state == GroupState::Stable {
-                    m.assignment.clone()
-                } else {
-                    bytes::Bytes::new()
-                },
+                assignment: m.assignment.clone(),
             })
             .collect();
         Some(GroupView {
