@@ -214,6 +214,30 @@ def test_describe_topics(bootstrap):
     assert err_code(fut) == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_authorized_operations_are_all_without_acls(bootstrap):
+    """Asked for, authorized operations are every one the resource supports, as Kafka
+    reports them without an authorizer; not asked for, none are given."""
+    from confluent_kafka.admin import AclOperation as Op
+    a = admin(bootstrap)
+    topic = create_topic(bootstrap, uniq("adm-ops"), partitions=1)
+    desc = a.describe_topics(TopicCollection([topic]), request_timeout=T,
+                             include_authorized_operations=True)[topic].result(RT)
+    assert set(desc.authorized_operations) == {
+        Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DELETE, Op.ALTER,
+        Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS}
+    plain = a.describe_topics(TopicCollection([topic]), request_timeout=T)[topic].result(RT)
+    assert not plain.authorized_operations
+    cluster = a.describe_cluster(request_timeout=T, include_authorized_operations=True).result(RT)
+    assert set(cluster.authorized_operations) == {
+        Op.CREATE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS,
+        Op.IDEMPOTENT_WRITE, Op.ALTER, Op.DESCRIBE}
+    group = uniq("adm-ops")
+    g = a.describe_consumer_groups([group], request_timeout=T,
+                                   include_authorized_operations=True)[group].result(RT)
+    assert set(g.authorized_operations) == {
+        Op.READ, Op.DESCRIBE, Op.DELETE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS}
+
+
 # -- configs -----------------------------------------------------------------------------
 
 def test_describe_configs(bootstrap):

@@ -5,7 +5,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, AclResource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 
@@ -24,7 +24,11 @@ pub fn handle(
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
         .with_controller_id(BrokerId(image.controller_id))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            authorized_operations(AclResource::Cluster)
+        } else {
+            i32::MIN
+        });
     if ctx.version >= 1 {
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != ENDPOINT_BROKERS && req.endpoint_type != ENDPOINT_CONTROLLERS {

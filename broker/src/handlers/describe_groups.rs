@@ -4,7 +4,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, AclResource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 
@@ -21,7 +21,12 @@ pub fn handle(
         .map(|id| {
             let mut d = DescribedGroup::default().with_group_id(id.clone());
             if ctx.version >= 3 {
-                d.authorized_operations = i32::MIN;
+                // Every group is described without an error (an unknown one as Dead).
+                d.authorized_operations = if req.include_authorized_operations {
+                    authorized_operations(AclResource::Group)
+                } else {
+                    i32::MIN
+                };
             }
             match b.groups.describe(id.0.as_str()) {
                 // Kafka describes an unknown group as Dead, without an error, before v6.

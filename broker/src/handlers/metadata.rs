@@ -9,7 +9,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use sluice_raft::{MetadataImage, TopicMeta};
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, AclResource};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics;
@@ -22,6 +22,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: MetadataRequest,
 ) -> MetadataResponse {
+    let (req_cluster_ops, req_topic_ops) = (
+        req.include_cluster_authorized_operations,
+        req.include_topic_authorized_operations,
+    );
     let all = match &req.topics {
         None => true,
         Some(t) => ctx.version == 0 && t.is_empty(),
@@ -70,7 +74,18 @@ pub async fn handle(
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics);
     if (8..=10).contains(&ctx.version) {
-        resp.cluster_authorized_operations = i32::MIN;
+        resp.cluster_authorized_operations = if req_cluster_ops {
+            authorized_operations(AclResource::Cluster)
+        } else {
+            i32::MIN
+        };
+    }
+    if ctx.version >= 8 && req_topic_ops {
+        // As `KafkaApis.handleTopicMetadataRequest`: every topic answered by name,
+        // found or not (not those asked for by an unknown id).
+        for t in resp.topics.iter_mut().filter(|t| t.name.is_some()) {
+            t.topic_authorized_operations = authorized_operations(AclResource::Topic);
+        }
     }
     resp
 }

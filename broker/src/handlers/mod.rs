@@ -34,3 +34,50 @@ use kafka_protocol::protocol::StrBytes;
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+/// A resource type whose authorized operations a client may ask for.
+#[derive(Debug, Clone, Copy)]
+pub enum AclResource {
+    Topic,
+    Group,
+    Cluster,
+}
+
+/// What Kafka's `AuthHelper.authorizedOperations` reports when no authorizer is set,
+/// which is Sluice's case (no ACLs): every operation the resource type supports
+/// (`AclEntry.supportedOperations`), one bit per `AclOperation` code.
+pub fn authorized_operations(resource: AclResource) -> i32 {
+    const READ: u8 = 3;
+    const WRITE: u8 = 4;
+    const CREATE: u8 = 5;
+    const DELETE: u8 = 6;
+    const ALTER: u8 = 7;
+    const DESCRIBE: u8 = 8;
+    const CLUSTER_ACTION: u8 = 9;
+    const DESCRIBE_CONFIGS: u8 = 10;
+    const ALTER_CONFIGS: u8 = 11;
+    const IDEMPOTENT_WRITE: u8 = 12;
+    let ops: &[u8] = match resource {
+        AclResource::Topic => &[
+            READ,
+            WRITE,
+            CREATE,
+            DESCRIBE,
+            DELETE,
+            ALTER,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+        ],
+        AclResource::Group => &[READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS],
+        AclResource::Cluster => &[
+            CREATE,
+            CLUSTER_ACTION,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+            IDEMPOTENT_WRITE,
+            ALTER,
+            DESCRIBE,
+        ],
+    };
+    ops.iter().fold(0, |bits, op| bits | 1 << op)
+}
