@@ -351,13 +351,11 @@ impl PartitionLog {
         let mut scratch = ProducerStateTable::default();
         let mut duplicate = None;
         let mut next = self.log_end_offset();
+        // `max.message.bytes` bounds what clients produce, and the Produce handler
+        // checks it before reading a record; the broker's own writes (delayed records
+        // coming due, which it accepted at their compressed size; committed offsets)
+        // are not refused for it, or an accepted record could never be released.
         for (_, h) in batches {
-            if h.total_bytes() > self.config.max_message_bytes {
-                return Err(Error::RecordTooLarge {
-                    size: h.total_bytes(),
-                    max: self.config.max_message_bytes,
-                });
-            }
             if h.is_control() {
                 return Err(BatchError::ControlBatch.into());
             }

@@ -294,6 +294,10 @@ impl Store {
         };
         if fresh {
             store.relink()?;
+            // Only a wheel whose every live entry is chained is marked as one: a crash
+            // during the relink leaves it unmarked, and the next start relinks again
+            // (a marked half-built wheel would hide the entries not yet chained).
+            store.wheel[..8].copy_from_slice(WHEEL_MAGIC);
         }
         Ok(store)
     }
@@ -534,7 +538,8 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, u64
     if !fits {
         file.set_len(0)?;
         file.set_len(want)?; // sparse: untouched slots cost nothing
-        header[..8].copy_from_slice(WHEEL_MAGIC);
+                             // The magic is written once the wheel is built (`Store::open`).
+        header[..8].fill(0);
         header[8..].copy_from_slice(&slots.to_be_bytes());
         file.write_all_at(&header, 0)?;
     }
@@ -549,6 +554,20 @@ fn open_wheel(dir: &Path, slots: u64, discard: bool) -> io::Result<(MmapMut, u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wheel_is_trusted_only_once_it_was_built() {
+        let dir = tempfile::tempdir().unwrap();
+        // A new wheel, as a start that dies before its relink ends leaves it.
+        let (_, _, fresh) = open_wheel(dir.path(), 64, true).unwrap();
+        assert!(fresh);
+        let (_, _, fresh) = open_wheel(dir.path(), 64, false).unwrap();
+        assert!(fresh, "an unfinished wheel is built again");
+        // A store that finished opening marked it.
+        drop(Store::open(dir.path(), 64).unwrap());
+        let (_, _, fresh) = open_wheel(dir.path(), 64, false).unwrap();
+        assert!(!fresh, "a finished wheel is kept");
+    }
 
     fn positions(s: &Store, second: i64) -> Vec<u64> {
         s.chain(second).unwrap().iter().map(|h| h.pos).collect()

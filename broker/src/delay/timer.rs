@@ -681,6 +681,25 @@ mod recovery_tests {
         positions
     }
 
+    /// An accepted record is released even when its release batch is larger than the
+    /// topic's max.message.bytes (lowered since, or grown by the broker's header): a
+    /// refusal would hold it, and every later one of its partition, forever.
+    #[test]
+    fn a_record_larger_than_max_message_bytes_is_still_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, p) = replicas(dir.path());
+        let timer = open(&dir.path().join("d"), HashMap::new());
+        produce(&timer, &p, 2, NOW + 1_000);
+        {
+            let mut log = p.lock();
+            let mut config = log.config().clone();
+            config.max_message_bytes = 10;
+            log.set_config(config);
+        }
+        tick(&timer, &r, NOW + 1_000);
+        assert_eq!(released(&p).len(), 2);
+    }
+
     #[test]
     fn releases_when_due_and_not_before() {
         let dir = tempfile::tempdir().unwrap();

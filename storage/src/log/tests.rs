@@ -305,15 +305,14 @@ fn corrupt_batches_are_refused_whole() {
     ));
     assert!(matches!(append(&mut log, &[], 0, 0), Err(Error::NoBatches)));
     assert_eq!(log.log_end_offset(), 0);
+    // max.message.bytes is the Produce handler's to enforce: the broker's own writes
+    // (a delayed record coming due) may be larger.
     let cfg = LogConfig {
         max_message_bytes: 10,
         ..LogConfig::default()
     };
     log.set_config(cfg);
-    assert!(matches!(
-        append(&mut log, &good, 0, 0),
-        Err(Error::RecordTooLarge { .. })
-    ));
+    assert_eq!(append(&mut log, &good, 0, 0).unwrap().base_offset, 0);
 }
 
 #[test]
