@@ -248,16 +248,12 @@ async fn open_delays(
             done_through_s: now_ms() / 1_000,
         },
     };
-    let log_ends = replicas
-        .all()
-        .iter()
-        .map(|p| ((p.topic_id, p.index), p.lock().log_end_offset()))
-        .collect();
     DelayTimer::open(
         &dir,
         checkpoint,
         config.int(crate::delay::MAX_DELAY_SETTING),
-        log_ends,
+        replicas,
+        now_ms(),
         metrics.clone(),
     )
     .map_err(StartError::Delays)

@@ -533,8 +533,8 @@ mod tests {
         let cache = FetchSessions::new(10, Duration::from_secs(120));
         let now = Instant::now();
         let id = opened(&cache, now);
-        // b0 fails with its offsets unchanged (an out-of-range fetch offset reports the
-        // partition's real ones), then reads cleanly with the same offsets.
+        // b0 fails with its offsets as last sent, then reads cleanly with the same
+        // offsets: the error alone must not let the session leave it out afterwards.
         let failed = Sent {
             error_code: E::OffsetOutOfRange.code(),
             ..sent(10, false)

@@ -427,3 +427,45 @@ fn an_unknown_topic_does_not_end_a_long_poll() {
     }
     panic!("the partition was never hosted");
 }
+
+/// A fetch out of range is answered with the error and unknown (-1) offsets, as
+/// Kafka's `createLogReadResult` answers every read error.
+#[test]
+fn out_of_range_fetch_leaves_the_offsets_unknown() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    use kafka_protocol::protocol::Decodable;
+    let b = start("");
+    let topic = TopicName(StrBytes::from_static_str("raw-out-of-range"));
+    let mut s = connect(&b);
+    auto_create(&mut s, &topic);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_fetch_offset(100)
+                .with_partition_max_bytes(1 << 20)
+                .with_current_leader_epoch(-1)])]);
+    for corr in 2..102 {
+        s.write_all(&request(ApiKey::Fetch, 12, corr, &req))
+            .unwrap();
+        let r = read_frame(&mut s).expect("fetch answered");
+        let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+        let resp = FetchResponse::decode(&mut body, 12).unwrap();
+        let p = &resp.responses[0].partitions[0];
+        if p.error_code == 3 || p.error_code == 6 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue; // not hosted yet
+        }
+        assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE");
+        assert_eq!(
+            (p.high_watermark, p.last_stable_offset, p.log_start_offset),
+            (-1, -1, -1)
+        );
+        return;
+    }
+    panic!("the partition was never hosted");
+}

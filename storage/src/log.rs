@@ -450,16 +450,18 @@ impl PartitionLog {
                     assigned.max_timestamp = max_timestamp;
                     assigned.attributes &= !0x08;
                 }
-                self.active_mut()
-                    .append(&owned[..16], &owned[16..], &assigned, now_ms)
-                    .during("appending")?;
+                let written =
+                    self.active_mut()
+                        .append(&owned[..16], &owned[16..], &assigned, now_ms);
+                self.poison_on_error(written)?;
             } else {
                 let mut head = [0u8; 16];
                 head.copy_from_slice(&bytes[..16]);
                 batch::assign(&mut head, offset, leader_epoch);
-                self.active_mut()
-                    .append(&head, &bytes[16..], &assigned, now_ms)
-                    .during("appending")?;
+                let written = self
+                    .active_mut()
+                    .append(&head, &bytes[16..], &assigned, now_ms);
+                self.poison_on_error(written)?;
             }
             self.producers.record(&assigned);
             if self.latest_epoch().is_none_or(|e| leader_epoch > e) {
@@ -529,6 +531,19 @@ impl PartitionLog {
 
     /// A flush failed, here or in the background thread: the page cache can no longer be trusted.
     /// Also once retired: the directory may be another topic's by now.
+    /// A segment append that failed may have written the batch (and moved the log end)
+    /// before its index write failed, without the producer state knowing it: the log
+    /// refuses writes until a restart recovers it from the files, as Kafka takes a log
+    /// directory offline on an I/O error.
+    fn poison_on_error(&mut self, written: std::io::Result<()>) -> Result<()> {
+        written.map_err(|e| {
+            self.poisoned = true;
+            tracing::error!(dir = %self.dir.display(), error = %e, "append failed: log refuses writes until restart");
+            e
+        })
+        .during("appending")
+    }
+
     fn refuses_writes(&self) -> bool {
         self.poisoned || self.recovery_point.failed() || self.recovery_point.retired()
     }

@@ -74,6 +74,11 @@ impl ProducerStateTable {
         self.producers.get(&producer_id)
     }
 
+    /// The last sequence number `producer_id` appended here, if it appended anything.
+    pub fn last_seq(&self, producer_id: i64) -> Option<i32> {
+        self.get(producer_id).and_then(ProducerEntry::last_seq)
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }

@@ -144,6 +144,9 @@ pub struct Store {
     segments: BTreeMap<u64, Segment>,
     wheel: MmapMut,
     slots: u64,
+    /// Failure injection: writes at or past this position fail.
+    #[cfg(test)]
+    fail_writes_from: Option<u64>,
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -291,6 +294,8 @@ impl Store {
             segments,
             wheel,
             slots,
+            #[cfg(test)]
+            fail_writes_from: None,
         };
         if fresh {
             store.relink()?;
@@ -361,9 +366,29 @@ impl Store {
     }
 
     /// Stores entries (one write per segment they land in) and chains each to its slot;
-    /// returns their positions.
+    /// returns their positions. On an error none of them stays live: those already
+    /// stored (in a segment before the one whose write failed) are dropped again.
     pub fn append_all(&mut self, entries: &[NewEntry<'_>]) -> io::Result<Vec<u64>> {
         let mut positions = Vec::with_capacity(entries.len());
+        match self.append_each_segment(entries, &mut positions) {
+            Ok(()) => Ok(positions),
+            Err(e) => {
+                for pos in positions {
+                    if let Err(e) = self.set_state(pos, State::Dropped, -1) {
+                        tracing::error!(pos, error = %e, "could not drop a delayed record of a failed write");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `entries`, pushing the position of each one written and chained.
+    fn append_each_segment(
+        &mut self,
+        entries: &[NewEntry<'_>],
+        positions: &mut Vec<u64>,
+    ) -> io::Result<()> {
         let mut rest = entries;
         while !rest.is_empty() {
             self.maybe_roll()?;
@@ -376,6 +401,7 @@ impl Store {
             let mut heads: HashMap<usize, u64> = HashMap::new();
             let mut max_chain_s = -1;
             let mut taken = 0;
+            let mut chunk_positions = Vec::new();
             for e in rest {
                 if taken > 0 && size + buf.len() as u64 >= SEGMENT_BYTES {
                     break; // the rest goes to the next segment
@@ -388,13 +414,22 @@ impl Store {
                 let pos = base + size + buf.len() as u64;
                 buf.extend_from_slice(&encode(e, prev));
                 heads.insert(slot, pos + 1);
-                positions.push(pos);
+                chunk_positions.push(pos);
                 max_chain_s = max_chain_s.max(e.chain_s);
                 taken += 1;
             }
+            #[cfg(test)]
+            if self.fail_writes_from.is_some_and(|p| base + size >= p) {
+                return Err(io::Error::other("injected write failure"));
+            }
             let seg = self.segments.get_mut(&base).expect("the active segment");
-            seg.file.write_all_at(&buf, size)?;
+            if let Err(e) = seg.file.write_all_at(&buf, size) {
+                // Whole entries of a short write would pass a scan after a restart.
+                let _ = seg.file.set_len(size);
+                return Err(e);
+            }
             seg.size += buf.len() as u64;
+            positions.extend(chunk_positions);
             seg.max_chain_s = seg.max_chain_s.max(max_chain_s);
             // Linked after the entries are written: a walk never meets a half-written
             // entry, even after a crash between the two.
@@ -403,7 +438,7 @@ impl Store {
             }
             rest = &rest[taken..];
         }
-        Ok(positions)
+        Ok(())
     }
 
     fn maybe_roll(&mut self) -> io::Result<()> {
@@ -647,6 +682,27 @@ mod tests {
         assert_eq!(s.end(), end);
         // The wheel pointed at the cut entry: chained again, the first is still found.
         assert_eq!(s.chain(1).unwrap().len(), 1);
+    }
+
+    /// Entries stored together whose write fails in the second segment they span: the
+    /// ones already written in the first are not left to be released.
+    #[test]
+    fn a_failed_write_leaves_none_of_its_entries_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 100).unwrap();
+        let big = vec![0u8; 1 << 20];
+        for i in 0..63 {
+            s.append(&entry(1_000 * i, i, i, &big)).unwrap();
+        }
+        // The first fills the active segment; the second goes to a new one, whose
+        // write fails.
+        s.fail_writes_from = Some(s.end() + 1);
+        let both = [entry(70_000, 70, 63, &big), entry(70_500, 70, 64, &big)];
+        assert!(s.append_all(&both).is_err());
+        assert!(s.chain(70).unwrap().is_empty());
+        drop(s);
+        let s = Store::open(dir.path(), 100).unwrap();
+        assert!(s.chain(70).unwrap().is_empty(), "nor after a restart");
     }
 
     #[test]

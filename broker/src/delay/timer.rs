@@ -5,16 +5,19 @@
 //!   ([`LOOKAHEAD_MS`]); its entries wait in memory, ordered by due time, and are
 //!   released as they come due. Memory holds about one second of releases, whatever
 //!   the backlog on disk. A record due in a second already staged is chained to the next
-//!   unstaged second (so a restart finds it) and staged at once.
+//!   unstaged second (so a restart finds it) and staged at once. Either way it is not
+//!   released before its produce settles ([`DelayTimer::settle`]): dropped if the batch
+//!   it came in never reached the log.
 //! - **Release.** Due records are re-encoded, per partition, into batches the broker
 //!   produces under a producer id of its own. Each record is marked `Releasing` with its
-//!   sequence number before the append and `Released` after.
+//!   sequence number before the append, and `Released` after (or `Pending` again if the
+//!   batch did not land). So only a crash leaves a record `Releasing`.
 //! - **Exactly once across a crash.** After a restart a `Releasing` record whose sequence
-//!   is at or below the last the partition holds for the timer's producer id (its producer
-//!   state is rebuilt from the log) was appended: it is marked released, not appended
-//!   again. A record written to the store for a produce that never reached the
-//!   partition (the broker died between the two writes) lies at or past the partition's
-//!   log end at restart: it is dropped.
+//!   is at or below the last the partition held for the timer's producer id at start
+//!   (its producer state is rebuilt from the log) was appended: it is marked released,
+//!   not appended again. A record written to the store for a produce that never reached
+//!   the partition (the broker died between the two writes) lies at or past the
+//!   partition's log end at restart: it is dropped.
 //! - **Checkpoint.** `timer.json` holds the timer's producer id and the first second not
 //!   yet dealt with; segments of the store whose seconds are all before it are deleted.
 //!   Both happen off the release path ([`Persister`]). A checkpoint that lags only
@@ -23,7 +26,7 @@
 //!   lags [`CHECKPOINT_LAG_MAX_S`]: written every second, its two fsyncs were a device
 //!   flush per second on every broker, delayed records or not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -35,7 +38,7 @@ use sluice_storage::record::{parse_one, BatchBuilder};
 use uuid::Uuid;
 
 use super::split::Delayed;
-use super::store::{Entry, NewEntry, State, Store};
+use super::store::{Entry, Head, NewEntry, State, Store};
 use super::{is_delay_header, retry, ORIGIN_OFFSET};
 use crate::metrics::Metrics;
 use crate::partitions::{Partition, ReplicaManager};
@@ -82,8 +85,27 @@ impl Checkpoint {
 struct AtStart {
     /// Entries below this position were written before the start.
     store_end: u64,
-    /// Each partition's log end offset then.
+    /// Each hosted partition's log end offset then.
     log_ends: HashMap<(Uuid, i32), i64>,
+}
+
+/// The partition a record is released to: its own, or its retry topic's dead-letter
+/// topic's partition of the same number (modulo its count, so the choice survives a
+/// restart). `Err(true)`: its own topic is gone; `Err(false)`: the dead-letter topic is.
+fn target_of(replicas: &ReplicaManager, head: &Head, topic: &str) -> Result<Arc<Partition>, bool> {
+    let origin = replicas
+        .get(topic, head.partition)
+        .filter(|p| p.topic_id == head.topic_id)
+        .ok_or(true)?;
+    if !head.dead_letter {
+        return Ok(origin);
+    }
+    let dlq = retry::dead_letter_topic(topic);
+    let n = replicas.partition_count(&dlq) as i32;
+    (n > 0)
+        .then(|| replicas.get(&dlq, head.partition % n))
+        .flatten()
+        .ok_or(false)
 }
 
 #[derive(Debug)]
@@ -97,6 +119,12 @@ struct Inner {
     staged: BTreeMap<(i64, u64), i64>,
     /// Records staged and not yet dealt with, per chain second.
     open_per_second: BTreeMap<i64, usize>,
+    /// Records stored for a produce whose append has not finished: not released until
+    /// it has (it may still fail, and a dead letter's target is another partition, whose
+    /// lock does not wait for the produce).
+    in_flight: HashSet<u64>,
+    /// Those of them that came due meanwhile: position → (due ms, chain second).
+    due_in_flight: HashMap<u64, (i64, i64)>,
 }
 
 impl Inner {
@@ -215,6 +243,44 @@ enum Outcome {
     Retry,
 }
 
+/// The delayed records one produce stored, held back from release until it settles
+/// them. Dropped unsettled (its append panicked), it settles them by the partition's
+/// log end, taking the partition's lock: so it must outlive that lock's guard.
+#[must_use = "delayed records are held until settled"]
+#[derive(Debug)]
+pub struct Scheduled<'a> {
+    timer: &'a DelayTimer,
+    partition: &'a Partition,
+    /// Where the produce's batch goes: it landed once the log end is past it.
+    base_offset: i64,
+    positions: Vec<u64>,
+}
+
+impl Scheduled<'_> {
+    pub fn positions(&self) -> &[u64] {
+        &self.positions
+    }
+
+    /// Settles by the partition's log end offset after the append, read under its lock.
+    /// A failed append may still have written its batch (its fsync failed: the log
+    /// refuses writes until a restart recovers it). The records then stand with it: a
+    /// retry after the restart is answered as a duplicate, not stored again.
+    pub fn settle(mut self, log_end: i64) {
+        let positions = std::mem::take(&mut self.positions);
+        self.timer.settle(&positions, log_end > self.base_offset);
+    }
+}
+
+impl Drop for Scheduled<'_> {
+    fn drop(&mut self) {
+        if !self.positions.is_empty() {
+            let log_end = self.partition.lock().log_end_offset();
+            self.timer
+                .settle(&self.positions, log_end > self.base_offset);
+        }
+    }
+}
+
 /// Whether sequence `seq` is at or below `last` (sequences wrap at i32::MAX).
 fn at_or_below(seq: i32, last: i32) -> bool {
     let behind = (last as i64 - seq as i64).rem_euclid(1 << 31);
@@ -225,24 +291,81 @@ fn seq_after(seq: i32, n: i64) -> i32 {
     ((seq as i64 + n) % (i32::MAX as i64 + 1)) as i32
 }
 
+/// Settles the records a crash left `Releasing`, before anything is released: each was
+/// appended if its sequence is at or below the last its partition holds for the
+/// timer's producer id (rebuilt from the log), else it is `Pending` again. Judged later,
+/// releases since the start could have reused its sequence (another retry partition's
+/// dead letters to the same dead-letter partition, records due earlier, a second crash)
+/// and passed for it. They lie in seconds the timer had staged: from the checkpoint to
+/// just past the time of the crash.
+fn settle_releasing(
+    store: &Store,
+    checkpoint: &Checkpoint,
+    replicas: &ReplicaManager,
+    now_ms: i64,
+) -> io::Result<()> {
+    // Staged a second ahead, chained up to two past that; and a minute's margin for a
+    // clock stepped back across the restart.
+    let last_staged = now_ms.div_euclid(1_000) + (LOOKAHEAD_MS / 1_000) + 2 + 60;
+    let (mut appended, mut again) = (0, 0);
+    for second in checkpoint.done_through_s..=last_staged {
+        for h in store.chain(second)? {
+            if h.state != State::Releasing {
+                continue;
+            }
+            let topic = match store.read(h.pos) {
+                Ok(e) => e.topic,
+                Err(e) => {
+                    tracing::error!(pos = h.pos, error = %e, "unreadable delayed record skipped");
+                    continue;
+                }
+            };
+            let last = target_of(replicas, &h, &topic)
+                .ok()
+                .and_then(|p| p.lock().producers().last_seq(checkpoint.producer_id));
+            if last.is_some_and(|l| at_or_below(h.release_seq, l)) {
+                store.set_state(h.pos, State::Released, h.release_seq)?;
+                appended += 1;
+            } else {
+                store.set_state(h.pos, State::Pending, -1)?;
+                again += 1;
+            }
+        }
+    }
+    if appended + again > 0 {
+        tracing::info!(
+            appended,
+            again,
+            "settled delayed records a stop left releasing"
+        );
+    }
+    Ok(())
+}
+
 impl DelayTimer {
-    /// Opens the timer's store in `dir`. `log_ends` are the hosted partitions' log end
-    /// offsets, taken before any produce is served.
+    /// Opens the timer's store in `dir`, with `replicas` as the broker found them,
+    /// before any produce is served.
     pub fn open(
         dir: &Path,
         checkpoint: Checkpoint,
         max_delay_ms: i64,
-        log_ends: HashMap<(Uuid, i32), i64>,
+        replicas: &ReplicaManager,
+        now_ms: i64,
         metrics: Arc<Metrics>,
     ) -> io::Result<DelayTimer> {
         // Chain seconds run up to two past the due second; the wheel must be longer
         // than any delay, so that a slot never holds two rounds of pending records.
         let slots = (max_delay_ms.max(0) as u64).div_ceil(1_000) + 3;
         let store = Store::open(dir, slots)?;
+        settle_releasing(&store, &checkpoint, replicas, now_ms)?;
         checkpoint.write(dir)?;
         let at_start = AtStart {
             store_end: store.end(),
-            log_ends,
+            log_ends: replicas
+                .all()
+                .iter()
+                .map(|p| ((p.topic_id, p.index), p.lock().log_end_offset()))
+                .collect(),
         };
         Ok(DelayTimer {
             persister: Arc::new(Persister {
@@ -260,6 +383,8 @@ impl DelayTimer {
                 staged_through_s: checkpoint.done_through_s - 1,
                 staged: BTreeMap::new(),
                 open_per_second: BTreeMap::new(),
+                in_flight: HashSet::new(),
+                due_in_flight: HashMap::new(),
             }),
             at_start,
             wake: tokio::sync::Notify::new(),
@@ -278,13 +403,14 @@ impl DelayTimer {
 
     /// Stores the delayed records of one Produce partition, whose batches get the base
     /// offsets `bases`. Called under the partition's lock, just before its append.
-    /// Returns the records' positions (to drop them if the append then fails).
-    pub fn schedule(
-        &self,
-        partition: &Partition,
+    /// The records are not released until the produce settles them
+    /// ([`Scheduled::settle`]).
+    pub fn schedule<'a>(
+        &'a self,
+        partition: &'a Partition,
         bases: &[i64],
         delayed: &[Delayed],
-    ) -> io::Result<Vec<u64>> {
+    ) -> io::Result<Scheduled<'a>> {
         let mut inner = self.lock();
         let next_unstaged = inner.staged_through_s + 1;
         let entries: Vec<NewEntry<'_>> = delayed
@@ -302,6 +428,7 @@ impl DelayTimer {
             })
             .collect();
         let positions = inner.store.append_all(&entries)?;
+        inner.in_flight.extend(positions.iter().copied());
         let mut staged_now = false;
         for (e, pos) in entries.iter().zip(&positions) {
             // Due in a second already staged: chained to the next one (for a restart to
@@ -317,16 +444,42 @@ impl DelayTimer {
         if staged_now {
             self.wake.notify_one();
         }
-        Ok(positions)
+        Ok(Scheduled {
+            timer: self,
+            partition,
+            base_offset: bases.first().copied().unwrap_or(i64::MAX),
+            positions,
+        })
     }
 
-    /// Drops records whose append failed after they were stored.
-    pub fn cancel(&self, positions: &[u64]) {
-        let inner = self.lock();
+    /// Ends the produce that stored `positions`: their batch `landed` in the log, or
+    /// they are dropped. Those that came due meanwhile are staged again.
+    fn settle(&self, positions: &[u64], landed: bool) {
+        let mut inner = self.lock();
+        let mut due_now = false;
         for pos in positions {
-            if let Err(e) = inner.store.set_state(*pos, State::Dropped, -1) {
-                tracing::error!(error = %e, "could not drop a delayed record of a failed produce");
+            if !landed {
+                if let Err(e) = inner.store.set_state(*pos, State::Dropped, -1) {
+                    tracing::error!(error = %e, "could not drop a delayed record of a failed produce");
+                }
             }
+            inner.in_flight.remove(pos);
+            if let Some((due_ms, second)) = inner.due_in_flight.remove(pos) {
+                if landed {
+                    // Each staging of a record is finished once (here, a copy the walk
+                    // of its chain second staged meanwhile).
+                    if inner.staged.insert((due_ms, *pos), second).is_some() {
+                        inner.finish(second);
+                    }
+                    due_now = true;
+                } else {
+                    inner.finish(second);
+                }
+            }
+        }
+        drop(inner);
+        if due_now {
+            self.wake.notify_one();
         }
     }
 
@@ -338,7 +491,7 @@ impl DelayTimer {
             inner.stage(now_ms)?;
             // A record held back for a retry can be staged a second time by the walk of
             // its chain second: take each position once.
-            let mut taken = std::collections::HashSet::new();
+            let mut taken = HashSet::new();
             while due.len() < MAX_RELEASE_PER_TICK {
                 let Some(entry) = inner.staged.first_entry() else {
                     break;
@@ -346,7 +499,14 @@ impl DelayTimer {
                 if entry.key().0 > now_ms {
                     break;
                 }
-                let ((_, pos), second) = entry.remove_entry();
+                let ((due_ms, pos), second) = entry.remove_entry();
+                if inner.in_flight.contains(&pos) {
+                    // Its produce is still appending: staged again when it settles.
+                    if let Some((_, copy)) = inner.due_in_flight.insert(pos, (due_ms, second)) {
+                        inner.finish(copy);
+                    }
+                    continue;
+                }
                 if !taken.insert(pos) {
                     inner.finish(second);
                     continue;
@@ -416,42 +576,29 @@ impl DelayTimer {
         let first = &group[0].0;
         let (topic_id, index) = (first.head.topic_id, first.head.partition);
         let mut out = Vec::with_capacity(group.len());
-        let origin = replicas
-            .get(&first.topic, index)
-            .filter(|p| p.topic_id == topic_id);
-        if origin.is_none() {
-            tracing::info!(topic = %first.topic, partition = index, records = group.len(),
-                "dropping delayed records of a deleted topic");
-            self.mark(&group, State::Dropped, |_| -1);
-            Metrics::add(&self.metrics.delay_dropped, group.len() as u64);
-            return group
-                .into_iter()
-                .map(|(e, s)| (e, s, Outcome::Done))
-                .collect();
-        }
-        // Where they go: their own partition, or the dead-letter topic's partition of the
-        // same number (modulo its count, so the choice survives a restart).
-        let part = if first.head.dead_letter {
-            let dlq = retry::dead_letter_topic(&first.topic);
-            let n = replicas.partition_count(&dlq) as i32;
-            (n > 0).then(|| replicas.get(&dlq, index % n)).flatten()
-        } else {
-            origin
-        };
-        let Some(part) = part else {
-            tracing::warn!(topic = %first.topic, partition = index, records = group.len(),
-                "the dead-letter topic is missing: holding its records until it exists");
-            return group
-                .into_iter()
-                .map(|(e, s)| (e, s, Outcome::Retry))
-                .collect();
+        let part = match target_of(replicas, &first.head, &first.topic) {
+            Ok(part) => part,
+            Err(true) => {
+                tracing::info!(topic = %first.topic, partition = index, records = group.len(),
+                    "dropping delayed records of a deleted topic");
+                self.mark(&group, State::Dropped, |_| -1);
+                Metrics::add(&self.metrics.delay_dropped, group.len() as u64);
+                return group
+                    .into_iter()
+                    .map(|(e, s)| (e, s, Outcome::Done))
+                    .collect();
+            }
+            Err(false) => {
+                tracing::warn!(topic = %first.topic, partition = index, records = group.len(),
+                    "the dead-letter topic is missing: holding its records until it exists");
+                return group
+                    .into_iter()
+                    .map(|(e, s)| (e, s, Outcome::Retry))
+                    .collect();
+            }
         };
         let mut log = part.lock();
-        let last = log
-            .producers()
-            .get(self.producer_id)
-            .and_then(|p| p.batches.back())
-            .map(|b| b.last_seq);
+        let last = log.producers().last_seq(self.producer_id);
         let mut todo = Vec::with_capacity(group.len());
         for (e, second) in group {
             let h = &e.head;
@@ -461,8 +608,8 @@ impl DelayTimer {
                     .log_ends
                     .get(&(topic_id, index))
                     .is_none_or(|end| h.origin_offset >= *end);
-            let already =
-                h.state == State::Releasing && last.is_some_and(|l| at_or_below(h.release_seq, l));
+            // Only a crash leaves a record `Releasing`, and those were settled at open.
+            debug_assert!(h.state != State::Releasing, "a release left unsettled");
             let parsed = parse_one(&e.record).is_some();
             if !h.state.is_live() {
                 // Released or dropped while a second copy of it was staged.
@@ -473,9 +620,6 @@ impl DelayTimer {
                 }
                 self.mark(&[(e.clone(), second)], State::Dropped, |_| -1);
                 Metrics::add(&self.metrics.delay_dropped, 1);
-                out.push((e, second, Outcome::Done));
-            } else if already {
-                self.mark(&[(e.clone(), second)], State::Released, |_| h.release_seq);
                 out.push((e, second, Outcome::Done));
             } else {
                 todo.push((e, second));
@@ -510,6 +654,7 @@ impl DelayTimer {
             let batch = batch.finish();
             let base_seq = next_seq;
             self.mark(&chunk, State::Releasing, |i| seq_after(base_seq, i as i64));
+            let log_end_before = log.log_end_offset();
             match log.append_as_leader(&batch, part.leader_epoch(), now_ms) {
                 Ok(a) => {
                     part.advance_hw_to_leo(&mut log);
@@ -524,7 +669,18 @@ impl DelayTimer {
                 Err(err) => {
                     tracing::warn!(topic = %part.topic, partition = index, error = %err,
                         "releasing delayed records failed; trying again later");
-                    let left: Vec<_> = chunk.into_iter().chain(rest).collect();
+                    // The batch may be in the log though the append failed (its fsync
+                    // did, and the log now refuses writes until a restart recovers it):
+                    // then it is released, or a retry would append it twice.
+                    let landed = log.log_end_offset() > log_end_before;
+                    let left: Vec<_> = if landed {
+                        self.mark(&chunk, State::Released, |i| seq_after(base_seq, i as i64));
+                        Metrics::add(&self.metrics.delay_released, chunk.len() as u64);
+                        out.extend(chunk.into_iter().map(|(e, s)| (e, s, Outcome::Done)));
+                        rest.collect()
+                    } else {
+                        chunk.into_iter().chain(rest).collect()
+                    };
                     self.mark(&left, State::Pending, |_| -1);
                     out.extend(left.into_iter().map(|(e, s)| (e, s, Outcome::Retry)));
                     break;
@@ -627,12 +783,17 @@ mod recovery_tests {
         timer.wait_persisted();
     }
 
-    fn open(dir: &Path, log_ends: HashMap<(Uuid, i32), i64>) -> DelayTimer {
+    /// Opens (or reopens, as a restart does) the timer, with `r` as it stands.
+    fn open(dir: &Path, r: &ReplicaManager) -> DelayTimer {
+        open_at(dir, r, NOW)
+    }
+
+    fn open_at(dir: &Path, r: &ReplicaManager, now: i64) -> DelayTimer {
         let checkpoint = Checkpoint::read(dir).unwrap().unwrap_or(Checkpoint {
             producer_id: 500,
             done_through_s: NOW / 1_000,
         });
-        DelayTimer::open(dir, checkpoint, 60_000, log_ends, Arc::default()).unwrap()
+        DelayTimer::open(dir, checkpoint, 60_000, r, now, Arc::default()).unwrap()
     }
 
     /// (value, origin offset) of every record in the partition, in offset order.
@@ -669,15 +830,18 @@ mod recovery_tests {
             produced.push(5, None, None, []);
         }
         let gap = sluice_storage::batch::empty_batch(0, n as i32 - 1, 0, 5);
+        let mut scheduled = None;
         let mut log = p.lock();
-        let mut positions = Vec::new();
         let produced = produced.finish();
         let produced = sluice_storage::batch::check(&produced).unwrap();
         log.append_as_leader_with(&produced, Some(&gap), 0, NOW, |bases| {
-            positions = timer.schedule(p, bases, &d)?;
+            scheduled = Some(timer.schedule(p, bases, &d)?);
             Ok(())
         })
         .unwrap();
+        let scheduled = scheduled.unwrap();
+        let positions = scheduled.positions().to_vec();
+        scheduled.settle(log.log_end_offset());
         positions
     }
 
@@ -688,7 +852,7 @@ mod recovery_tests {
     fn a_record_larger_than_max_message_bytes_is_still_released() {
         let dir = tempfile::tempdir().unwrap();
         let (r, p) = replicas(dir.path());
-        let timer = open(&dir.path().join("d"), HashMap::new());
+        let timer = open(&dir.path().join("d"), &r);
         produce(&timer, &p, 2, NOW + 1_000);
         {
             let mut log = p.lock();
@@ -704,7 +868,7 @@ mod recovery_tests {
     fn releases_when_due_and_not_before() {
         let dir = tempfile::tempdir().unwrap();
         let (r, p) = replicas(dir.path());
-        let timer = open(&dir.path().join("d"), HashMap::new());
+        let timer = open(&dir.path().join("d"), &r);
         produce(&timer, &p, 3, NOW + 2_500);
         tick(&timer, &r, NOW + 2_000);
         assert_eq!(timer.staged(), 3, "staged a second ahead");
@@ -741,7 +905,7 @@ mod recovery_tests {
         let dir = tempfile::tempdir().unwrap();
         let ddir = dir.path().join("d");
         let (r, p) = replicas(dir.path());
-        let timer = open(&ddir, HashMap::new());
+        let timer = open(&ddir, &r);
         let positions = produce(&timer, &p, 4, NOW + 1_500);
         tick(&timer, &r, NOW + 1_600);
         assert_eq!(released(&p).len(), 4);
@@ -763,8 +927,7 @@ mod recovery_tests {
         .write(&ddir)
         .unwrap();
         drop(timer);
-        let ends = HashMap::from([((p.topic_id, 0), 4)]);
-        let timer = open(&ddir, ends.clone());
+        let timer = open(&ddir, &r);
         tick(&timer, &r, NOW + 3_000);
         assert_eq!(
             released(&p).len(),
@@ -784,8 +947,7 @@ mod recovery_tests {
             }
         }
         drop(timer);
-        let end = p.lock().log_end_offset();
-        let timer = open(&ddir, HashMap::from([((p.topic_id, 0), end)]));
+        let timer = open_at(&ddir, &r, NOW + 4_250);
         tick(&timer, &r, NOW + 4_300);
         let got = released(&p);
         assert_eq!(got.len(), 6);
@@ -799,10 +961,11 @@ mod recovery_tests {
         let r = ReplicaManager::new(dir.path(), 1, Default::default());
         r.sync(&image_with(&["g.retry"])).unwrap();
         let retry_part = r.get("g.retry", 0).unwrap();
-        let timer = open(&dir.path().join("d"), HashMap::new());
+        let timer = open(&dir.path().join("d"), &r);
         tick(&timer, &r, NOW); // stages a second ahead: what is due now comes in late
         let mut d = delayed(1, NOW);
         d[0].dead_letter = true;
+        let mut scheduled = None;
         let mut log = retry_part.lock();
         let mut produced = BatchBuilder::new(5, (-1, -1, -1));
         produced.push(5, None, None, []);
@@ -810,9 +973,11 @@ mod recovery_tests {
         let produced = produced.finish();
         let produced = sluice_storage::batch::check(&produced).unwrap();
         log.append_as_leader_with(&produced, Some(&gap), 0, NOW, |bases| {
-            timer.schedule(&retry_part, bases, &d).map(|_| ())
+            scheduled = Some(timer.schedule(&retry_part, bases, &d)?);
+            Ok(())
         })
         .unwrap();
+        scheduled.unwrap().settle(log.log_end_offset());
         drop(log);
         tick(&timer, &r, NOW + 5); // g.dlq is missing: held back
         r.sync(&image_with(&["g.retry", "g.dlq"])).unwrap();
@@ -825,17 +990,80 @@ mod recovery_tests {
         assert_eq!(timer.staged(), 0);
     }
 
+    /// A record due at once is staged as it is stored, but not released until its
+    /// produce has settled: a produce that then fails must not have released it.
+    #[test]
+    fn a_record_waits_for_its_produce_to_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, p) = replicas(dir.path());
+        let timer = open(&dir.path().join("d"), &r);
+        tick(&timer, &r, NOW); // stages a second ahead: what is due now is staged at once
+                               // The partition's log end stays 0 here: settling at 0 is a batch that never
+                               // landed, at 1 one that did.
+        let failed = timer.schedule(&p, &[0], &delayed(2, NOW)).unwrap();
+        tick(&timer, &r, NOW + 5);
+        assert!(released(&p).is_empty(), "its produce is still appending");
+        failed.settle(0);
+        tick(&timer, &r, NOW + 10);
+        assert!(released(&p).is_empty(), "its produce failed");
+        // Dropped unsettled (its append panicked), it settles by the log end it finds.
+        drop(timer.schedule(&p, &[0], &delayed(1, NOW)).unwrap());
+        tick(&timer, &r, NOW + 12);
+        assert!(released(&p).is_empty(), "its batch is not in the log");
+        let landed = timer.schedule(&p, &[0], &delayed(1, NOW + 10)).unwrap();
+        tick(&timer, &r, NOW + 15);
+        assert!(released(&p).is_empty());
+        landed.settle(1);
+        tick(&timer, &r, NOW + 20);
+        assert_eq!(released(&p).len(), 1);
+        assert_eq!(timer.staged(), 0);
+        // Every second it staged is dealt with: the checkpoint can move past them.
+        let inner = timer.lock();
+        assert_eq!(inner.done_through(), inner.staged_through_s + 1);
+    }
+
+    /// A record left `Releasing` by a crash, whose append never happened, is settled
+    /// at start: releases since then (here, of a record due earlier) reuse its
+    /// sequence and must not pass for it, even across a second crash.
+    #[test]
+    fn a_record_left_releasing_is_settled_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ddir = dir.path().join("d");
+        let (r, p) = replicas(dir.path());
+        let timer = open(&ddir, &r);
+        let later = produce(&timer, &p, 1, NOW + 3_500);
+        produce(&timer, &p, 1, NOW + 1_500);
+        // The broker died after marking `later` for sequence 0, before appending it.
+        timer
+            .lock()
+            .store
+            .set_state(later[0], State::Releasing, 0)
+            .unwrap();
+        drop(timer);
+        let timer = open(&ddir, &r);
+        tick(&timer, &r, NOW + 1_600);
+        assert_eq!(released(&p).len(), 1, "the earlier one, as sequence 0");
+        drop(timer); // and died again
+        let timer = open_at(&ddir, &r, NOW + 1_700);
+        tick(&timer, &r, NOW + 3_600);
+        assert_eq!(
+            released(&p).len(),
+            2,
+            "the one left releasing was never appended"
+        );
+    }
+
     #[test]
     fn records_of_a_produce_that_never_landed_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let ddir = dir.path().join("d");
         let (r, p) = replicas(dir.path());
-        let timer = open(&ddir, HashMap::new());
+        let timer = open(&ddir, &r);
         let d = delayed(2, NOW + 1_200);
         // Stored, then the broker "dies" before the partition append.
-        timer.schedule(&p, &[0], &d).unwrap();
+        std::mem::forget(timer.schedule(&p, &[0], &d).unwrap());
         drop(timer);
-        let timer = open(&ddir, HashMap::from([((p.topic_id, 0), 0)]));
+        let timer = open(&ddir, &r);
         tick(&timer, &r, NOW + 2_000);
         assert!(released(&p).is_empty());
         assert_eq!(timer.staged(), 0);

@@ -314,12 +314,10 @@ fn read_all(
             let min_one = out.bytes == 0;
             let read = {
                 let log = part.lock();
-                log.read(w.fetch_offset, budget, min_one).map_err(|e| {
-                    head.high_watermark = log.high_watermark();
-                    head.last_stable_offset = log.high_watermark();
-                    head.log_start_offset = log.log_start_offset();
-                    error_code::storage(&e)
-                })
+                // On an error the offsets stay unknown (-1), as Kafka's
+                // `createLogReadResult` leaves them, out of range included.
+                log.read(w.fetch_offset, budget, min_one)
+                    .map_err(|e| error_code::storage(&e))
             };
             match read {
                 Ok(r) => {

@@ -158,6 +158,9 @@ fn append(
             return r.with_error_code(E::InvalidProducerIdMapping.code());
         }
     };
+    // Declared before the partition's lock: dropped unsettled (a panic in the append),
+    // it takes that lock to see whether the batch landed.
+    let mut scheduled = None;
     let mut log = part.lock();
     if acks == -1 {
         let isr = b
@@ -169,7 +172,6 @@ fn append(
             return r.with_error_code(E::NotEnoughReplicas.code());
         }
     }
-    let mut scheduled = Vec::new();
     let appended = match (&checked, &split) {
         (Err(e), _) => Err(sluice_storage::Error::from(e.clone())),
         (Ok(c), None) => {
@@ -183,13 +185,13 @@ fn append(
             part.leader_epoch(),
             accepted_ms,
             |bases| {
-                scheduled = b.delays.schedule(&part, bases, &s.delayed)?;
+                scheduled = Some(b.delays.schedule(&part, bases, &s.delayed)?);
                 Ok(())
             },
         ),
     };
-    if appended.is_err() && !scheduled.is_empty() {
-        b.delays.cancel(&scheduled);
+    if let Some(scheduled) = scheduled.take() {
+        scheduled.settle(log.log_end_offset());
     }
     let stored = split.as_ref().map_or(records, |s| &s.stored[..]);
     match appended {
