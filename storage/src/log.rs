@@ -438,8 +438,12 @@ impl PartitionLog {
             };
             let create_time_fix =
                 !log_append && (h.max_timestamp != max_timestamp || h.is_log_append_time());
-            if log_append || create_time_fix {
-                let mut owned = bytes.to_vec();
+            // The batch as stored: copied whole when the broker sets a timestamp in it,
+            // else only its first 16 bytes (base offset, leader epoch) differ.
+            let mut owned = Vec::new();
+            let mut assigned_head = [0u8; 16];
+            let (head, body): (&[u8], &[u8]) = if log_append || create_time_fix {
+                owned.extend_from_slice(bytes);
                 batch::assign(&mut owned, offset, leader_epoch);
                 if log_append {
                     batch::set_log_append_time(&mut owned, now_ms);
@@ -450,18 +454,20 @@ impl PartitionLog {
                     assigned.max_timestamp = max_timestamp;
                     assigned.attributes &= !0x08;
                 }
-                let written =
-                    self.active_mut()
-                        .append(&owned[..16], &owned[16..], &assigned, now_ms);
-                self.poison_on_error(written)?;
+                owned.split_at(16)
             } else {
-                let mut head = [0u8; 16];
-                head.copy_from_slice(&bytes[..16]);
-                batch::assign(&mut head, offset, leader_epoch);
-                let written = self
-                    .active_mut()
-                    .append(&head, &bytes[16..], &assigned, now_ms);
-                self.poison_on_error(written)?;
+                assigned_head.copy_from_slice(&bytes[..16]);
+                batch::assign(&mut assigned_head, offset, leader_epoch);
+                (&assigned_head, &bytes[16..])
+            };
+            if let Err(e) = self.active_mut().append(head, body, &assigned, now_ms) {
+                // It may have written the batch, and moved the log end, before its index
+                // write failed, with the producer state not knowing it.
+                self.poison("append", &e);
+                return Err(Error::Io {
+                    op: "appending",
+                    source: e,
+                });
             }
             self.producers.record(&assigned);
             if self.latest_epoch().is_none_or(|e| leader_epoch > e) {
@@ -529,21 +535,16 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// A flush failed, here or in the background thread: the page cache can no longer be trusted.
-    /// Also once retired: the directory may be another topic's by now.
-    /// A segment append that failed may have written the batch (and moved the log end)
-    /// before its index write failed, without the producer state knowing it: the log
+    /// An I/O error left the files in doubt (a flush or an append failed): the log
     /// refuses writes until a restart recovers it from the files, as Kafka takes a log
     /// directory offline on an I/O error.
-    fn poison_on_error(&mut self, written: std::io::Result<()>) -> Result<()> {
-        written.map_err(|e| {
-            self.poisoned = true;
-            tracing::error!(dir = %self.dir.display(), error = %e, "append failed: log refuses writes until restart");
-            e
-        })
-        .during("appending")
+    fn poison(&mut self, op: &str, e: &std::io::Error) {
+        self.poisoned = true;
+        tracing::error!(dir = %self.dir.display(), error = %e, "{op} failed: log refuses writes until restart");
     }
 
+    /// A flush failed, here or in the background thread: the page cache can no longer be trusted.
+    /// Also once retired: the directory may be another topic's by now.
     fn refuses_writes(&self) -> bool {
         self.poisoned || self.recovery_point.failed() || self.recovery_point.retired()
     }
@@ -577,8 +578,7 @@ impl PartitionLog {
             .and_then(|()| self.active().flush())
             .and_then(|()| self.sync_new_dir());
         if let Err(e) = synced {
-            self.poisoned = true;
-            tracing::error!(dir = %self.dir.display(), error = %e, "flush failed: log refuses writes until restart");
+            self.poison("flush", &e);
             return Err(Error::Poisoned);
         }
         self.unflushed_messages = 0;
