@@ -6,7 +6,7 @@
 //!   released as they come due. Memory holds about one second of releases, whatever
 //!   the backlog on disk. A record due in a second already staged is chained to the next
 //!   unstaged second (so a restart finds it) and staged at once. Either way it is not
-//!   released before its produce settles ([`DelayTimer::settle`]): dropped if the batch
+//!   released before its produce settles ([`Scheduled::settle`]): dropped if the batch
 //!   it came in never reached the log.
 //! - **Release.** Due records are re-encoded, per partition, into batches the broker
 //!   produces under a producer id of its own. Each record is marked `Releasing` with its
