@@ -14,7 +14,7 @@ use crate::delay::timer::{Checkpoint, DelayTimer};
 use crate::fetch_session::FetchSessions;
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
-use crate::partitions::ReplicaManager;
+use crate::partitions::{Chores, ProducerExpiry, ReplicaManager};
 use crate::producer_ids::ProducerIdManager;
 
 #[derive(Debug)]
@@ -165,24 +165,30 @@ impl Broker {
             let flush_every = Duration::from_millis(
                 b.config.int("log.flush.scheduler.interval.ms").max(10) as u64,
             );
-            let retention_every = Duration::from_millis(
-                b.config.int("log.retention.check.interval.ms").max(10) as u64,
-            );
-            let mut last_retention = tokio::time::Instant::now();
+            let period = |key: &str| Duration::from_millis(b.config.int(key).max(10) as u64);
+            let start = tokio::time::Instant::now();
+            let mut retention = Every::new(period("log.retention.check.interval.ms"), Some(start));
+            // Due on the first pass: the state rebuilt from the log at start may hold
+            // producers long idle, which Kafka does not load from its snapshots.
+            let mut producer_expiry =
+                Every::new(period("producer.id.expiration.check.interval.ms"), None);
+            let expiry = ProducerExpiry {
+                max_idle_ms: b.config.int("producer.id.expiration.ms").max(1),
+                keep: b.delays.producer_id(),
+            };
             let mut shutdown = b.shutdown.clone();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(flush_every) => {}
                     _ = shutdown.changed() => return,
                 }
-                let retention_due = last_retention.elapsed() >= retention_every;
-                if retention_due {
-                    last_retention = tokio::time::Instant::now();
-                }
+                let now = tokio::time::Instant::now();
+                let chores = Chores {
+                    retention: retention.due(now),
+                    expire_producers: producer_expiry.due(now).then_some(expiry),
+                };
                 let b2 = b.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || b2.replicas.housekeeping(retention_due))
-                        .await;
+                let _ = tokio::task::spawn_blocking(move || b2.replicas.housekeeping(chores)).await;
             }
         });
         // Delayed records coming due.
@@ -281,5 +287,47 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<(), StartError> {
         Err(_) => Err(StartError::Locked {
             path: dir.display().to_string(),
         }),
+    }
+}
+
+/// A periodic chore: due once `period` has passed since it last was (at once if it
+/// never was).
+struct Every {
+    period: Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl Every {
+    fn new(period: Duration, last: Option<tokio::time::Instant>) -> Self {
+        Every { period, last }
+    }
+
+    fn due(&mut self, now: tokio::time::Instant) -> bool {
+        let due = self
+            .last
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.period);
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chore_is_due_once_per_period_and_at_once_if_it_never_ran() {
+        let start = tokio::time::Instant::now();
+        let period = Duration::from_secs(10);
+        let mut never = Every::new(period, None);
+        let mut started = Every::new(period, Some(start));
+        assert!(never.due(start));
+        assert!(!never.due(start + Duration::from_secs(9)));
+        assert!(!started.due(start + Duration::from_secs(9)));
+        assert!(started.due(start + period));
+        assert!(!started.due(start + period + Duration::from_secs(1)));
+        assert!(never.due(start + period));
     }
 }

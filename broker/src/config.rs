@@ -61,6 +61,10 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("max.incremental.fetch.session.cache.slots", "1000"),
     ("min.incremental.fetch.session.eviction.ms", "120000"),
     ("log.retention.check.interval.ms", "300000"),
+    // How long an idempotent producer's state is kept after its last batch, and how
+    // often that is checked.
+    ("producer.id.expiration.ms", "86400000"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
     ("log.flush.scheduler.interval.ms", "1000"),
     // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.
     ("mq.delay.max.ms", "3456000000"),

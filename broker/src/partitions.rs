@@ -73,6 +73,25 @@ impl Partition {
     }
 }
 
+/// What a housekeeping pass does besides the time-based flushes every pass does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chores {
+    /// Delete what retention no longer keeps.
+    pub retention: bool,
+    /// Forget idempotent producers' state (`producer.id.expiration.ms`).
+    pub expire_producers: Option<ProducerExpiry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerExpiry {
+    /// How long after its last batch a producer's state is kept.
+    pub max_idle_ms: i64,
+    /// A producer never forgotten: the delay timer's. Its releases carry their records'
+    /// own timestamps, which may be weeks old, and its state in each target partition
+    /// is what settles a release a crash interrupted.
+    pub keep: i64,
+}
+
 #[derive(Debug)]
 pub struct ReplicaManager {
     data_dir: PathBuf,
@@ -575,19 +594,26 @@ impl ReplicaManager {
         }
     }
 
-    /// Periodic work: retention and time-based flushes.
-    pub fn housekeeping(&self, retention_due: bool) {
+    /// Periodic work: time-based flushes on every pass, and the chores that are due.
+    pub fn housekeeping(&self, chores: Chores) {
         let now = now_ms();
+        let mut expired = 0;
         for p in self.topic_maps().iter().flat_map(|t| t.values()) {
             let mut log = p.lock();
             if let Err(e) = log.flush_if_due(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
             }
-            if retention_due {
+            if chores.retention {
                 if let Err(e) = log.enforce_retention(now) {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
                 }
             }
+            if let Some(x) = chores.expire_producers {
+                expired += log.expire_producers(now, x.max_idle_ms, |id| id == x.keep);
+            }
+        }
+        if expired > 0 {
+            tracing::debug!(expired, "forgot idle producers' state");
         }
     }
 

@@ -469,3 +469,55 @@ fn out_of_range_fetch_leaves_the_offsets_unknown() {
     }
     panic!("the partition was never hosted");
 }
+
+/// DescribeProducers screens names as Kafka's `KafkaApis.handleDescribeProducersRequest`
+/// does: an illegal name is INVALID_TOPIC_EXCEPTION, a topic or partition the metadata
+/// does not have UNKNOWN_TOPIC_OR_PARTITION, each partition answered on its own.
+#[test]
+fn describe_producers_of_what_is_not_there() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+    use kafka_protocol::protocol::Decodable;
+    let b = start("\"auto.create.topics.enable\" = true\n");
+    let topic = TopicName(StrBytes::from_static_str("raw-producers"));
+    let mut s = connect(&b);
+    auto_create(&mut s, &topic);
+    let ask = |name: &'static str, partitions: Vec<i32>| {
+        TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_partition_indexes(partitions)
+    };
+    let req = DescribeProducersRequest::default().with_topics(vec![
+        ask("raw-producers", vec![0, 5]),
+        ask("no-such-topic", vec![0]),
+        ask("bad name!", vec![0, 1]),
+    ]);
+    for corr in 2..102 {
+        s.write_all(&request(ApiKey::DescribeProducers, 0, corr, &req))
+            .unwrap();
+        let r = read_frame(&mut s).expect("describe producers answered");
+        let mut body = bytes::Bytes::copy_from_slice(&r[5..]);
+        let resp = DescribeProducersResponse::decode(&mut body, 0).unwrap();
+        let codes: Vec<Vec<(i32, i16)>> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.error_code))
+                    .collect()
+            })
+            .collect();
+        if codes[0][0].1 == 6 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue; // not hosted yet
+        }
+        assert_eq!(
+            codes,
+            vec![vec![(0, 0), (5, 3)], vec![(0, 3)], vec![(0, 17), (1, 17)]]
+        );
+        assert!(resp.topics[0].partitions[0].active_producers.is_empty());
+        return;
+    }
+    panic!("the partition was never hosted");
+}

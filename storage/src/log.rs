@@ -277,6 +277,15 @@ impl PartitionLog {
     pub fn producers(&self) -> &ProducerStateTable {
         &self.producers
     }
+    /// Forgets producers idle for `max_idle_ms` (see [`ProducerStateTable::remove_expired`]).
+    pub fn expire_producers(
+        &mut self,
+        now_ms: i64,
+        max_idle_ms: i64,
+        keep: impl Fn(i64) -> bool,
+    ) -> usize {
+        self.producers.remove_expired(now_ms, max_idle_ms, keep)
+    }
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.last().map(|&(e, _)| e)
     }

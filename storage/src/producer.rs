@@ -24,8 +24,14 @@ pub struct ProducerEntry {
 }
 
 impl ProducerEntry {
-    fn last_seq(&self) -> Option<i32> {
+    pub fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
+    }
+
+    /// The max timestamp of the producer's last batch: what Kafka's
+    /// `ProducerStateEntry.lastTimestamp` holds, and what its expiry is measured from.
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.batches.back().map(|b| b.max_timestamp)
     }
 }
 
@@ -81,6 +87,31 @@ impl ProducerStateTable {
 
     pub fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// Every producer with state here, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(&id, e)| (id, e))
+    }
+
+    /// Forgets producers whose last batch is `max_idle_ms` or more older than `now_ms`
+    /// (Kafka's `producer.id.expiration.ms`, `ProducerStateManager.isProducerExpired`),
+    /// except those `keep` holds on to. A forgotten producer's next batch is taken as a
+    /// new producer's: it may start at any sequence, and a retry of a batch it appended
+    /// before is stored again. Returns how many were forgotten.
+    pub fn remove_expired(
+        &mut self,
+        now_ms: i64,
+        max_idle_ms: i64,
+        keep: impl Fn(i64) -> bool,
+    ) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|&id, e| {
+            keep(id)
+                || e.last_timestamp()
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) < max_idle_ms)
+        });
+        before - self.producers.len()
     }
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
@@ -218,6 +249,28 @@ mod tests {
         assert_eq!(t.check(&header(5, 1, 1, 0, 1)), Ok(SequenceCheck::Append));
         // unknown producer may start anywhere
         assert_eq!(t.check(&header(5, 2, 0, 42, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn idle_producers_expire_from_their_last_batch() {
+        let at = |pid: i64, ts: i64| {
+            BatchHeader::parse(&build_batch(0, ts, &[b"v", b"w"], (pid, 0, 0))).unwrap()
+        };
+        let mut t = ProducerStateTable::default();
+        t.record(&at(1, 1_000));
+        t.record(&at(2, 1_000));
+        t.record(&at(2, 5_000)); // a later batch renews producer 2
+        t.record(&at(3, 1_000));
+        assert_eq!(t.get(2).unwrap().last_timestamp(), Some(5_001));
+        // 4,000 ms after producer 1's last record (at 1,001): not yet idle long enough.
+        assert_eq!(t.remove_expired(5_000, 4_000, |_| false), 0);
+        assert_eq!(t.remove_expired(5_001, 4_000, |id| id == 3), 1);
+        assert!(t.get(1).is_none(), "idle for the whole expiration");
+        assert!(t.get(2).is_some() && t.get(3).is_some());
+        // A forgotten producer is a new one again: any sequence is taken.
+        assert_eq!(t.check(&header(9, 1, 0, 42, 1)), Ok(SequenceCheck::Append));
+        assert_eq!(t.remove_expired(i64::MAX, 4_000, |_| false), 2);
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -61,6 +61,11 @@ final class Broker implements AutoCloseable {
     }
 
     static Broker start(String name) {
+        return start(name, List.of());
+    }
+
+    /** As {@link #start(String)}, with more lines for Sluice's TOML config file. */
+    static Broker start(String name, List<String> extraConfig) {
         String ext = System.getenv("KAFKA_BOOTSTRAP");
         if (ext != null && !ext.isBlank()) {
             return new Broker(name, ext.trim(), true);
@@ -75,11 +80,13 @@ final class Broker implements AutoCloseable {
             b.dataDir = b.workDir.resolve("data");
             Files.createDirectories(b.dataDir);
             b.configFile = b.workDir.resolve("sluice.toml");
-            Files.writeString(b.configFile, String.join("\n",
+            List<String> config = new ArrayList<>(List.of(
                     "# written by compat-tests/java (Broker.java)",
                     "\"group.initial.rebalance.delay.ms\" = 0",
-                    "\"auto.create.topics.enable\" = true",
-                    ""));
+                    "\"auto.create.topics.enable\" = true"));
+            config.addAll(extraConfig);
+            config.add("");
+            Files.writeString(b.configFile, String.join("\n", config));
             String logDirProp = System.getProperty("sluice.log.dir");
             b.logDir = logDirProp != null ? Paths.get(logDirProp) : b.workDir;
             Files.createDirectories(b.logDir);
