@@ -89,6 +89,37 @@ pub fn unknown_topic(name: &str) -> Refusal {
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
+/// Kafka's answer to a config resource named more than once in one alter request: each
+/// occurrence is refused (`ConfigAdminManager.preprocess`).
+pub fn repeated_resource() -> Refusal {
+    Refusal::new(E::InvalidRequest, "Each resource must appear at most once.")
+}
+
+/// What `ConfigAdminManager.preprocess` refuses in one resource of an alter request
+/// before anything else: a config named twice, and a null value where a value is
+/// needed. Takes each config's name and whether it lacks a value it needs.
+pub fn screen_alterations<'a>(
+    configs: impl Iterator<Item = (&'a str, bool)> + Clone,
+) -> Result<(), Refusal> {
+    if !crate::handlers::repeated(configs.clone().map(|(name, _)| name)).is_empty() {
+        return Err(Refusal::new(
+            E::InvalidRequest,
+            "Error due to duplicate config keys",
+        ));
+    }
+    let nulls: Vec<&str> = configs
+        .filter(|&(_, null)| null)
+        .map(|(name, _)| name)
+        .collect();
+    if !nulls.is_empty() {
+        return Err(Refusal::new(
+            E::InvalidRequest,
+            format!("Null value not supported for : {}", nulls.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 /// Why a non-topic config resource cannot be altered.
 pub fn refuse_config_alteration(resource_type: i8) -> Refusal {
     if resource_type == RESOURCE_BROKER {

@@ -105,6 +105,25 @@ fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
+/// Sends one request and decodes its answer.
+fn call<R: kafka_protocol::protocol::Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &impl Encodable,
+) -> R {
+    s.write_all(&request(key, version, 7, body)).unwrap();
+    let frame = read_frame(s).expect("answered");
+    // The correlation id, then for a flexible header its (empty) tagged fields.
+    let header = if key.response_header_version(version) >= 1 {
+        5
+    } else {
+        4
+    };
+    let mut body = bytes::Bytes::copy_from_slice(&frame[header..]);
+    R::decode(&mut body, version).unwrap()
+}
+
 /// Creates `topic` by naming it in a Metadata request that allows auto-creation (its
 /// partition is hosted a moment later: callers retry while it is not).
 fn auto_create(s: &mut TcpStream, topic: &TopicName) {
@@ -520,4 +539,157 @@ fn describe_producers_of_what_is_not_there() {
         return;
     }
     panic!("the partition was never hosted");
+}
+
+/// A name repeated in one admin request is INVALID_REQUEST and acted on by none of its
+/// occurrences, as Kafka's controller and `ConfigAdminManager.preprocess` screen them;
+/// so are a config named twice in one resource, a null config value, and a DeleteTopics
+/// entry naming a topic by both name and id, or by neither.
+#[test]
+fn repeated_names_in_admin_requests_are_invalid() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource as IncResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        alter_configs_request, AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest,
+        CreatePartitionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    const INVALID_REQUEST: i16 = 42;
+    let b = start("\"auto.create.topics.enable\" = true\n");
+    let mut s = connect(&b);
+    let name = |n: &'static str| TopicName(StrBytes::from_static_str(n));
+    for t in ["raw-dup-a", "raw-dup-b", "raw-dup-c"] {
+        auto_create(&mut s, &name(t));
+    }
+
+    let grow = |n: &'static str, count: i32| {
+        CreatePartitionsTopic::default()
+            .with_name(name(n))
+            .with_count(count)
+            .with_assignments(None)
+    };
+    let r: CreatePartitionsResponse = call(
+        &mut s,
+        ApiKey::CreatePartitions,
+        3,
+        &CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                grow("raw-dup-a", 3),
+                grow("raw-dup-b", 2),
+                grow("raw-dup-a", 4),
+            ]),
+    );
+    let got: Vec<_> = r
+        .results
+        .iter()
+        .map(|r| (r.name.0.as_str(), r.error_code))
+        .collect();
+    assert_eq!(got, vec![("raw-dup-a", INVALID_REQUEST), ("raw-dup-b", 0)]);
+    let r: CreatePartitionsResponse = call(
+        &mut s,
+        ApiKey::CreatePartitions,
+        3,
+        &CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![grow("raw-dup-a", 2)]),
+    );
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "raw-dup-a still had one partition"
+    );
+
+    let set = |k: &'static str, v: Option<&'static str>| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_static_str(k))
+            .with_config_operation(0)
+            .with_value(v.map(StrBytes::from_static_str))
+    };
+    let topic = |n: &'static str, configs: Vec<AlterableConfig>| {
+        IncResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str(n))
+            .with_configs(configs)
+    };
+    let r: IncrementalAlterConfigsResponse = call(
+        &mut s,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            topic("raw-dup-a", vec![set("retention.ms", Some("1000"))]),
+            topic(
+                "raw-dup-b",
+                vec![
+                    set("retention.ms", Some("1")),
+                    set("retention.ms", Some("2")),
+                ],
+            ),
+            topic("raw-dup-a", vec![set("retention.ms", Some("2000"))]),
+            topic("raw-dup-c", vec![set("retention.ms", None)]),
+            topic("raw-dup-c", vec![]),
+        ]),
+    );
+    let codes: Vec<_> = r.responses.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![INVALID_REQUEST; 5], "{r:?}");
+    let r: AlterConfigsResponse = call(
+        &mut s,
+        ApiKey::AlterConfigs,
+        2,
+        &AlterConfigsRequest::default().with_resources(
+            ["raw-dup-a", "raw-dup-a", "raw-dup-b"]
+                .map(|n| {
+                    alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str(n))
+                })
+                .to_vec(),
+        ),
+    );
+    let codes: Vec<_> = r.responses.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![INVALID_REQUEST, INVALID_REQUEST, 0]);
+
+    let by_name = |n: &'static str| DeleteTopicState::default().with_name(Some(name(n)));
+    let r: DeleteTopicsResponse = call(
+        &mut s,
+        ApiKey::DeleteTopics,
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                by_name("raw-dup-a"),
+                by_name("raw-dup-b").with_topic_id(uuid::Uuid::from_u128(1)),
+                DeleteTopicState::default(),
+                by_name("raw-dup-a"),
+                by_name("raw-dup-c"),
+            ]),
+    );
+    let mut got: Vec<_> = r
+        .responses
+        .iter()
+        .map(|r| (r.name.as_ref().map(|n| n.0.to_string()), r.error_code))
+        .collect();
+    got.sort();
+    let named = |n: &str, code| (Some(n.to_owned()), code);
+    assert_eq!(
+        got,
+        vec![
+            (None, INVALID_REQUEST),
+            named("raw-dup-a", INVALID_REQUEST),
+            named("raw-dup-b", INVALID_REQUEST),
+            named("raw-dup-c", 0),
+        ]
+    );
+    // Only raw-dup-c went: deleting the other two now works.
+    let r: DeleteTopicsResponse = call(
+        &mut s,
+        ApiKey::DeleteTopics,
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![by_name("raw-dup-a"), by_name("raw-dup-b")]),
+    );
+    assert!(r.responses.iter().all(|r| r.error_code == 0), "{r:?}");
 }

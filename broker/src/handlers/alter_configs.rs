@@ -2,12 +2,11 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use sluice_raft::MetadataCommand;
 
-use super::str_bytes;
+use super::{repeated, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal, RESOURCE_TOPIC};
@@ -20,23 +19,31 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    let twice = repeated(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.clone())),
+    );
     let mut responses = Vec::new();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let configs: Result<BTreeMap<String, String>, Refusal> = res
-            .configs
-            .iter()
-            .map(|c| match &c.value {
-                Some(v) => Ok((c.name.to_string(), v.to_string())),
-                None => Err(Refusal::new(
-                    E::InvalidConfig,
-                    format!("null value for config {}", c.name),
-                )),
-            })
-            .collect();
-        let outcome = match (res.resource_type, configs) {
+        let screened = if twice.contains(&(res.resource_type, res.resource_name.clone())) {
+            Err(topics::repeated_resource())
+        } else {
+            topics::screen_alterations(
+                res.configs
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.value.is_none())),
+            )
+        };
+        let outcome = match (res.resource_type, screened) {
             (_, Err(r)) => Err(r),
-            (RESOURCE_TOPIC, Ok(configs)) => {
+            (RESOURCE_TOPIC, Ok(())) => {
+                let configs = res
+                    .configs
+                    .iter()
+                    .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                    .collect();
                 alter_topic(b, &name, configs, req.validate_only).await
             }
             (other, _) => Err(topics::refuse_config_alteration(other)),

@@ -6,7 +6,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use sluice_raft::MetadataCommand;
 
-use super::str_bytes;
+use super::{repeated, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal};
@@ -19,8 +19,18 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut results = Vec::new();
-    for t in req.topics {
+    // A topic named twice is refused, once, and grown by neither (`ControllerApis`).
+    let twice = repeated(req.topics.iter().map(|t| t.name.clone()));
+    let mut results: Vec<_> = twice
+        .iter()
+        .map(|name| {
+            CreatePartitionsTopicResult::default()
+                .with_name(name.clone())
+                .with_error_code(E::InvalidRequest.code())
+                .with_error_message(Some(str_bytes("Duplicate topic name.")))
+        })
+        .collect();
+    for t in req.topics.into_iter().filter(|t| !twice.contains(&t.name)) {
         let name = t.name.0.to_string();
         let outcome = check(b, &name, t.count, t.assignments.is_some());
         let outcome = match outcome {

@@ -6,7 +6,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use sluice_raft::MetadataCommand;
 
-use super::str_bytes;
+use super::{repeated, str_bytes};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 use crate::topics;
@@ -31,8 +31,57 @@ pub async fn handle(
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    // Kafka's screening (`ControllerApis.deleteTopics`): a topic named by neither name nor
+    // id, by both, or more than once, is refused and not deleted.
+    let refuse = |name: Option<TopicName>, id: uuid::Uuid, message: &str| {
+        DeletableTopicResult::default()
+            .with_name(name)
+            .with_topic_id(id)
+            .with_error_code(E::InvalidRequest.code())
+            .with_error_message(Some(str_bytes(message)))
+    };
+    let names = repeated(
+        targets
+            .iter()
+            .filter(|(_, id)| id.is_nil())
+            .filter_map(|(name, _)| name.clone()),
+    );
+    let ids = repeated(
+        targets
+            .iter()
+            .filter(|(name, id)| name.is_none() && !id.is_nil())
+            .map(|(_, id)| *id),
+    );
     let mut responses = Vec::new();
+    let mut valid = Vec::new();
     for (name, id) in targets {
+        match (&name, id.is_nil()) {
+            (None, true) => responses.push(refuse(
+                None,
+                id,
+                "Neither topic name nor id were specified.",
+            )),
+            (Some(_), false) => responses.push(refuse(
+                name,
+                id,
+                "You may not specify both topic name and topic id.",
+            )),
+            (Some(n), true) if names.contains(n) => {}
+            (None, false) if ids.contains(&id) => {}
+            _ => valid.push((name, id)),
+        }
+    }
+    let nil = uuid::Uuid::nil();
+    responses.extend(
+        names
+            .into_iter()
+            .map(|n| refuse(Some(n), nil, "Duplicate topic name.")),
+    );
+    responses.extend(
+        ids.into_iter()
+            .map(|id| refuse(None, id, "Duplicate topic id.")),
+    );
+    for (name, id) in valid {
         let image = b.image();
         let found = match &name {
             Some(n) => image.topic(n.0.as_str()),

@@ -8,7 +8,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use sluice_raft::MetadataCommand;
 
-use super::str_bytes;
+use super::{repeated, str_bytes};
 use crate::broker::Broker;
 use crate::delay::retry;
 use crate::dispatch::RequestContext;
@@ -26,12 +26,30 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let twice = repeated(
+        req.resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.clone())),
+    );
     let mut responses = Vec::new();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let outcome = match res.resource_type {
-            RESOURCE_TOPIC => alter_topic(b, &name, &res.configs, req.validate_only).await,
-            other => Err(topics::refuse_config_alteration(other)),
+        let screened = if twice.contains(&(res.resource_type, res.resource_name.clone())) {
+            Err(topics::repeated_resource())
+        } else {
+            topics::screen_alterations(res.configs.iter().map(|c| {
+                (
+                    c.name.as_str(),
+                    c.config_operation != OP_DELETE && c.value.is_none(),
+                )
+            }))
+        };
+        let outcome = match (res.resource_type, screened) {
+            (_, Err(r)) => Err(r),
+            (RESOURCE_TOPIC, Ok(())) => {
+                alter_topic(b, &name, &res.configs, req.validate_only).await
+            }
+            (other, _) => Err(topics::refuse_config_alteration(other)),
         };
         let mut r = AlterConfigsResourceResponse::default()
             .with_resource_type(res.resource_type)
@@ -64,13 +82,8 @@ async fn alter_topic(
         }
         match op.config_operation {
             OP_SET => {
-                let Some(v) = &op.value else {
-                    return Err(Refusal::new(
-                        E::InvalidConfig,
-                        format!("null value for config {key}"),
-                    ));
-                };
-                set.insert(key, v.to_string());
+                let value = op.value.as_ref().expect("screened: a SET has a value");
+                set.insert(key, value.to_string());
             }
             OP_DELETE => delete.push(key),
             OP_APPEND | OP_SUBTRACT => {

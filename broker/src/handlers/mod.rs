@@ -30,10 +30,27 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
+use std::collections::HashSet;
+use std::hash::Hash;
+
 use kafka_protocol::protocol::StrBytes;
 
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// The keys that appear more than once, each once, in the order of its first repeat.
+/// Kafka's admin APIs refuse a name repeated in one request (INVALID_REQUEST) and act on
+/// none of its occurrences, since which one would win is not defined.
+pub fn repeated<K: Eq + Hash + Clone>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
+    let mut seen = HashSet::new();
+    let mut twice = Vec::new();
+    for k in keys {
+        if !seen.insert(k.clone()) && !twice.contains(&k) {
+            twice.push(k);
+        }
+    }
+    twice
 }
 
 /// A resource type whose authorized operations a client may ask for.
