@@ -30,6 +30,33 @@ struct Inner {
 }
 
 impl Inner {
+    /// Writes the group's metadata if it changed in a way the log keeps. A failed write
+    /// is logged and costs only a rebalance after a restart: the group carries on.
+    fn store_if_changed(&mut self, group_id: &str) {
+        let Inner { groups, store, .. } = self;
+        let Some(g) = groups.get_mut(group_id) else {
+            return;
+        };
+        if !g.take_changed() {
+            return;
+        }
+        match store.append_group(group_id, Some(&g.to_stored(now_ms()))) {
+            Ok(()) => g.stored = true,
+            Err(e) => {
+                tracing::error!(group = group_id, error = %e, "storing group metadata failed")
+            }
+        }
+    }
+
+    /// Forgets a group, and writes its end if the log holds its metadata.
+    fn remove_group(&mut self, group_id: &str) -> Result<(), sluice_storage::Error> {
+        if self.groups.get(group_id).is_some_and(|g| g.stored) {
+            self.store.append_group(group_id, None)?;
+        }
+        self.groups.remove(group_id);
+        Ok(())
+    }
+
     /// Deletes committed offsets, given as (group, topic, partition): tombstones in the
     /// store first, then out of memory, so a failed write leaves both as they were.
     fn delete_offsets(
@@ -91,8 +118,17 @@ pub struct MemberView {
 
 impl GroupCoordinator {
     pub fn open(dir: &Path, config: &BrokerConfig) -> Result<Self, sluice_storage::Error> {
-        let (store, offsets) = OffsetStore::open(dir)?;
-        let groups = offsets.keys().map(|g| (g.clone(), Group::new(g))).collect();
+        let (store, replayed) = OffsetStore::open(dir)?;
+        let offsets = replayed.offsets;
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let mut groups: HashMap<String, Group> =
+            offsets.keys().map(|g| (g.clone(), Group::new(g))).collect();
+        for (id, stored) in &replayed.groups {
+            groups.insert(id.clone(), Group::from_stored(id, stored, now, now_ms));
+        }
+        if !replayed.groups.is_empty() {
+            tracing::info!(groups = replayed.groups.len(), "loaded consumer groups");
+        }
         Ok(GroupCoordinator {
             inner: Mutex::new(Inner {
                 groups,
@@ -136,12 +172,14 @@ impl GroupCoordinator {
                 .groups
                 .entry(group_id.to_owned())
                 .or_insert_with(|| Group::new(group_id));
-            group.join(
+            let pending = group.join(
                 req.clone(),
                 Instant::now(),
                 self.initial_rebalance_delay,
                 self.max_size,
-            )
+            );
+            inner.store_if_changed(group_id);
+            pending
         };
         match pending {
             Pending::Now(r) => r,
@@ -168,7 +206,7 @@ impl GroupCoordinator {
             let Some(group) = inner.groups.get_mut(group_id) else {
                 return SyncResult::error(E::UnknownMemberId);
             };
-            group.sync(
+            let pending = group.sync(
                 generation,
                 member_id,
                 instance_id,
@@ -176,7 +214,9 @@ impl GroupCoordinator {
                 protocol_name,
                 assignments,
                 Instant::now(),
-            )
+            );
+            inner.store_if_changed(group_id);
+            pending
         };
         match pending {
             Pending::Now(r) => r,
@@ -207,6 +247,7 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let group = inner.groups.get_mut(group_id).ok_or(E::UnknownMemberId)?;
         let r = group.leave(member_id, instance_id, Instant::now());
+        inner.store_if_changed(group_id);
         if r.is_ok() {
             tracing::info!(
                 group = group_id,
@@ -328,11 +369,13 @@ impl GroupCoordinator {
                     .collect()
             })
             .unwrap_or_default();
-        if let Err(e) = inner.delete_offsets(offsets) {
-            tracing::error!(error = %e, "deleting offsets failed");
+        if let Err(e) = inner
+            .delete_offsets(offsets)
+            .and_then(|()| inner.remove_group(group_id))
+        {
+            tracing::error!(error = %e, "deleting a group failed");
             return Err(E::KafkaStorageError);
         }
-        inner.groups.remove(group_id);
         tracing::info!(group = group_id, "deleted group");
         Ok(())
     }
@@ -415,10 +458,17 @@ impl GroupCoordinator {
             let now = Instant::now();
             {
                 let mut inner = self.lock();
+                let mut changed = Vec::new();
                 for g in inner.groups.values_mut() {
                     for id in g.tick(now) {
                         tracing::info!(group = %g.id, member = %id, "member session expired");
                     }
+                    if g.is_changed() {
+                        changed.push(g.id.clone());
+                    }
+                }
+                for id in changed {
+                    inner.store_if_changed(&id);
                 }
             }
             if now >= next_cleanup {
@@ -431,9 +481,10 @@ impl GroupCoordinator {
     /// Kafka's `cleanupGroupMetadata`: deletes the committed offsets whose retention has
     /// passed, then forgets the empty groups left with none. Retention runs from the
     /// moment an empty consumer group lost its last member; for a group that never had
-    /// members (standalone commits; also any group after a restart, whose members are
-    /// not kept) from each offset's commit; in a stable consumer group, only offsets of
-    /// topics no member subscribes to expire, by commit (`offsetExpirationCondition`).
+    /// members (standalone commits) from each offset's commit; in a stable consumer
+    /// group, only offsets of topics no member subscribes to expire, by commit
+    /// (`offsetExpirationCondition`). A group loaded at start keeps the moment it was
+    /// written empty.
     pub fn expire_offsets(&self, now: Instant, now_ms: i64) {
         let retention_ms = self.offsets_retention.as_millis() as i64;
         let mut inner = self.lock();
@@ -471,10 +522,17 @@ impl GroupCoordinator {
                 "expired committed offsets past offsets.retention.minutes"
             );
         }
-        let Inner {
-            groups, offsets, ..
-        } = &mut *inner;
-        groups.retain(|id, g| !g.is_idle() || offsets.contains_key(id));
+        let forgotten: Vec<String> = inner
+            .groups
+            .iter()
+            .filter(|(id, g)| g.is_idle() && !inner.offsets.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in forgotten {
+            if let Err(e) = inner.remove_group(&id) {
+                tracing::error!(group = %id, error = %e, "forgetting an empty group failed");
+            }
+        }
     }
 
     pub fn close(&self) {

@@ -1,7 +1,7 @@
-//! Durable committed offsets: an internal log (`__consumer_offsets-0` in the data
-//! directory) of record batches in Kafka's format, one record per commit or deletion,
-//! with JSON keys and values. Replayed on startup; rewritten with only live entries
-//! when it holds mostly superseded records.
+//! Durable committed offsets and group metadata: an internal log (`__consumer_offsets-0`
+//! in the data directory) of record batches in Kafka's format, one record per commit,
+//! group change or deletion, with JSON keys and values. Replayed on startup; rewritten
+//! with only live entries when it holds mostly superseded records.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -37,6 +37,52 @@ struct Key {
 /// Offsets by group, then by (topic, partition).
 pub type OffsetMap = BTreeMap<String, BTreeMap<(String, i32), Committed>>;
 
+/// The key of a group's metadata record: a field name no offset key has, so neither
+/// kind parses as the other (and a binary from before these records skips them).
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupKey {
+    group_metadata: String,
+}
+
+/// A group as Kafka's `GroupMetadataValue` keeps it: written when a rebalance completes
+/// and when the group empties, so that a restarted coordinator knows its members and
+/// generation, and they carry on without a rebalance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    /// When this was written (ms since the epoch): for an empty group, since when it has
+    /// been empty (Kafka's `currentStateTimestamp`).
+    pub timestamp_ms: i64,
+    /// In join order.
+    pub members: Vec<StoredMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    /// Its metadata for the group's protocol.
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// Group metadata by group.
+pub type GroupMap = BTreeMap<String, StoredGroup>;
+
+/// What replaying the log found.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub offsets: OffsetMap,
+    pub groups: GroupMap,
+}
+
 #[derive(Debug)]
 pub struct OffsetStore {
     log: PartitionLog,
@@ -69,32 +115,33 @@ fn finish_interrupted_rewrite(dir: &Path) -> Result<(), sluice_storage::Error> {
 pub type OffsetChange = (String, String, i32, Option<Committed>);
 
 impl OffsetStore {
-    pub fn open(dir: &Path) -> Result<(Self, OffsetMap), sluice_storage::Error> {
+    pub fn open(dir: &Path) -> Result<(Self, Replayed), sluice_storage::Error> {
         let config = LogConfig {
             segment_bytes: 64 << 20,
             ..LogConfig::default()
         };
         finish_interrupted_rewrite(dir)?;
         let log = PartitionLog::open(dir, config.clone(), now_ms())?;
-        let (offsets, records) = replay(&log)?;
-        let live: usize = offsets.values().map(BTreeMap::len).sum();
+        let (replayed, records) = replay(&log)?;
+        let live =
+            replayed.offsets.values().map(BTreeMap::len).sum::<usize>() + replayed.groups.len();
         let mut store = OffsetStore { log };
         if records > 10_000 && records > 4 * live {
-            store = Self::rewrite(store, dir, config, &offsets)?;
+            store = Self::rewrite(store, dir, config, &replayed)?;
             tracing::info!(
                 records,
                 live,
                 "rewrote the group offsets log with live entries only"
             );
         }
-        Ok((store, offsets))
+        Ok((store, replayed))
     }
 
     fn rewrite(
         old: OffsetStore,
         dir: &Path,
         config: LogConfig,
-        offsets: &OffsetMap,
+        live: &Replayed,
     ) -> Result<Self, sluice_storage::Error> {
         let io = |op| move |source| sluice_storage::Error::Io { op, source };
         let fresh_dir = dir.with_extension("rewrite");
@@ -102,7 +149,8 @@ impl OffsetStore {
         let mut fresh = OffsetStore {
             log: PartitionLog::open(&fresh_dir, config.clone(), now_ms())?,
         };
-        let changes: Vec<OffsetChange> = offsets
+        let changes: Vec<OffsetChange> = live
+            .offsets
             .iter()
             .flat_map(|(g, m)| {
                 m.iter()
@@ -111,6 +159,9 @@ impl OffsetStore {
             .collect();
         for chunk in changes.chunks(1000) {
             fresh.append(chunk)?;
+        }
+        for (id, group) in &live.groups {
+            fresh.append_group(id, Some(group))?;
         }
         fresh.log.flush(now_ms())?;
         drop(fresh);
@@ -129,39 +180,60 @@ impl OffsetStore {
 
     /// Appends changes as one batch; durable in the page cache when this returns.
     pub fn append(&mut self, changes: &[OffsetChange]) -> Result<(), sluice_storage::Error> {
-        if changes.is_empty() {
-            return Ok(());
-        }
+        self.append_records(changes.iter().map(|(group, topic, partition, value)| {
+            let key = serde_json::to_vec(&Key {
+                group: group.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+            });
+            (key, value.as_ref().map(serde_json::to_vec))
+        }))
+    }
+
+    /// Writes a group's metadata (`None`: the group is gone), as one batch.
+    pub fn append_group(
+        &mut self,
+        group: &str,
+        value: Option<&StoredGroup>,
+    ) -> Result<(), sluice_storage::Error> {
+        let key = serde_json::to_vec(&GroupKey {
+            group_metadata: group.to_owned(),
+        });
+        self.append_records([(key, value.map(serde_json::to_vec))])
+    }
+
+    fn append_records(
+        &mut self,
+        kvs: impl IntoIterator<
+            Item = (
+                serde_json::Result<Vec<u8>>,
+                Option<serde_json::Result<Vec<u8>>>,
+            ),
+        >,
+    ) -> Result<(), sluice_storage::Error> {
         let now = now_ms();
-        let records: Vec<Record> = changes
-            .iter()
+        let records: Vec<Record> = kvs
+            .into_iter()
             .enumerate()
-            .map(|(i, (group, topic, partition, value))| {
-                let key = serde_json::to_vec(&Key {
-                    group: group.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                })
-                .expect("json");
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 0,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: i as i32 - 1,
-                    timestamp: now,
-                    key: Some(Bytes::from(key)),
-                    value: value
-                        .as_ref()
-                        .map(|c| Bytes::from(serde_json::to_vec(c).expect("json"))),
-                    headers: Default::default(),
-                }
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(Bytes::from(key.expect("json"))),
+                value: value.map(|v| Bytes::from(v.expect("json"))),
+                headers: Default::default(),
             })
             .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(
             &mut buf,
@@ -184,8 +256,9 @@ impl OffsetStore {
 }
 
 /// Reads the whole log into the latest state; returns it and the number of records.
-fn replay(log: &PartitionLog) -> Result<(OffsetMap, usize), sluice_storage::Error> {
+fn replay(log: &PartitionLog) -> Result<(Replayed, usize), sluice_storage::Error> {
     let mut offsets = OffsetMap::new();
+    let mut groups = GroupMap::new();
     let mut records = 0;
     let mut next = log.log_start_offset();
     while next < log.high_watermark() {
@@ -220,11 +293,24 @@ fn replay(log: &PartitionLog) -> Result<(OffsetMap, usize), sluice_storage::Erro
             };
             for rec in set.records {
                 records += 1;
-                let Some(key) = rec
-                    .key
-                    .as_ref()
-                    .and_then(|k| serde_json::from_slice::<Key>(k).ok())
-                else {
+                let Some(key) = rec.key.as_ref() else {
+                    continue;
+                };
+                let Ok(key) = serde_json::from_slice::<Key>(key) else {
+                    if let Ok(g) = serde_json::from_slice::<GroupKey>(key) {
+                        match rec.value.as_ref().map(|v| serde_json::from_slice(v)) {
+                            Some(Ok(value)) => {
+                                groups.insert(g.group_metadata, value);
+                            }
+                            None => {
+                                groups.remove(&g.group_metadata);
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(group = %g.group_metadata, error = %e,
+                                    "skipping group metadata that does not parse");
+                            }
+                        }
+                    }
                     continue;
                 };
                 let group = offsets.entry(key.group).or_default();
@@ -247,7 +333,7 @@ fn replay(log: &PartitionLog) -> Result<(OffsetMap, usize), sluice_storage::Erro
         }
     }
     offsets.retain(|_, m| !m.is_empty());
-    Ok((offsets, records))
+    Ok((Replayed { offsets, groups }, records))
 }
 
 #[cfg(test)]
@@ -269,7 +355,7 @@ mod tests {
         let path = dir.path().join("__consumer_offsets-0");
         {
             let (mut s, m) = OffsetStore::open(&path).unwrap();
-            assert!(m.is_empty());
+            assert!(m.offsets.is_empty() && m.groups.is_empty());
             s.append(&[
                 ("g".into(), "t".into(), 0, c(5)),
                 ("g".into(), "t".into(), 1, c(7)),
@@ -282,7 +368,7 @@ mod tests {
             .unwrap();
             s.append(&[("h".into(), "t".into(), 0, None)]).unwrap();
         }
-        let (_, m) = OffsetStore::open(&path).unwrap();
+        let m = OffsetStore::open(&path).unwrap().1.offsets;
         assert_eq!(m["g"][&("t".to_string(), 0)].offset, 9);
         assert_eq!(m["g"][&("t".to_string(), 1)].offset, 7);
         assert!(!m.contains_key("h"));
@@ -299,11 +385,64 @@ mod tests {
                     .unwrap();
             }
         }
-        let (_, m) = OffsetStore::open(&path).unwrap();
+        let m = OffsetStore::open(&path).unwrap().1.offsets;
         assert_eq!(m["g"].len(), 3);
-        let (_, m2) = OffsetStore::open(&path).unwrap();
+        let m2 = OffsetStore::open(&path).unwrap().1.offsets;
         assert_eq!(m, m2);
         assert_eq!(m2["g"][&("t".to_string(), 2)].offset, 11_999);
+    }
+
+    fn group(generation: i32, members: &[&str]) -> StoredGroup {
+        StoredGroup {
+            protocol_type: Some("consumer".into()),
+            protocol: Some("range".into()),
+            generation,
+            leader: members.first().map(|m| m.to_string()),
+            timestamp_ms: 5,
+            members: members
+                .iter()
+                .map(|id| StoredMember {
+                    id: id.to_string(),
+                    instance_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout_ms: 45_000,
+                    rebalance_timeout_ms: 300_000,
+                    subscription: vec![0, 1, 2],
+                    assignment: vec![3, 4],
+                })
+                .collect(),
+        }
+    }
+
+    /// The latest metadata of each group survives a reopen and a rewrite, beside the
+    /// offsets; a deleted group stays deleted.
+    #[test]
+    fn group_metadata_survives_reopen_and_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("__consumer_offsets-0");
+        {
+            let (mut s, _) = OffsetStore::open(&path).unwrap();
+            s.append_group("g", Some(&group(1, &["a", "b"]))).unwrap();
+            s.append(&[("g".into(), "t".into(), 0, c(3))]).unwrap();
+            s.append_group("g", Some(&group(2, &["b"]))).unwrap();
+            s.append_group("gone", Some(&group(1, &["x"]))).unwrap();
+            s.append_group("gone", None).unwrap();
+        }
+        let (_, m) = OffsetStore::open(&path).unwrap();
+        assert_eq!(m.groups, GroupMap::from([("g".into(), group(2, &["b"]))]));
+        assert_eq!(m.offsets["g"][&("t".to_string(), 0)].offset, 3);
+        {
+            let (mut s, _) = OffsetStore::open(&path).unwrap();
+            for i in 0..12_000 {
+                s.append(&[("h".into(), "t".into(), 0, c(i))]).unwrap();
+            }
+        }
+        let (_, before) = OffsetStore::open(&path).unwrap(); // rewrites
+        let (_, after) = OffsetStore::open(&path).unwrap();
+        assert_eq!(after.groups, before.groups);
+        assert_eq!(after.groups["g"], group(2, &["b"]));
+        assert_eq!(after.offsets, before.offsets);
     }
 
     #[test]
@@ -316,13 +455,13 @@ mod tests {
         }
         // As a crash after the first rename leaves it: the old log retired, no new one.
         std::fs::rename(&path, retired(&path)).unwrap();
-        let (_, m) = OffsetStore::open(&path).unwrap();
+        let m = OffsetStore::open(&path).unwrap().1.offsets;
         assert_eq!(m["g"][&("t".to_string(), 0)].offset, 42);
         assert!(!retired(&path).exists());
 
         // As a crash after both renames leaves it: the retired log is only garbage.
         std::fs::create_dir(retired(&path)).unwrap();
-        let (_, m) = OffsetStore::open(&path).unwrap();
+        let m = OffsetStore::open(&path).unwrap().1.offsets;
         assert_eq!(m["g"][&("t".to_string(), 0)].offset, 42);
         assert!(!retired(&path).exists());
     }

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use tokio::sync::oneshot;
 
+use super::offsets::{StoredGroup, StoredMember};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -163,6 +165,12 @@ pub struct Group {
     /// Since when the group has been Empty (as the timer saw it): Kafka's state
     /// timestamp, from which an empty consumer group's offsets are retained.
     pub empty_since: Option<Instant>,
+    /// Set where Kafka writes the group's metadata (a rebalance completed, the group
+    /// emptied, a static member took its instance back); the coordinator writes it and
+    /// clears this.
+    changed: bool,
+    /// Whether the offsets log holds metadata for this group (so its end is written).
+    pub stored: bool,
 }
 
 impl Group {
@@ -181,7 +189,97 @@ impl Group {
             initial_delay_until: None,
             next_join_order: 0,
             empty_since: None,
+            changed: false,
+            stored: false,
         }
+    }
+
+    /// The group as the offsets log keeps it.
+    pub fn to_stored(&self, now_ms: i64) -> StoredGroup {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.join_order);
+        StoredGroup {
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            generation: self.generation,
+            leader: self.leader.clone(),
+            timestamp_ms: now_ms,
+            members: members
+                .into_iter()
+                .map(|m| StoredMember {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout.as_millis() as u64,
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                    subscription: m.metadata_for(&protocol).to_vec(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group read back from the offsets log, as Kafka's coordinator loads one: Stable
+    /// with its members, each with a fresh session, or Empty since it was written.
+    pub fn from_stored(id: &str, stored: &StoredGroup, now: Instant, now_ms: i64) -> Self {
+        let mut g = Group::new(id);
+        g.protocol_type = stored.protocol_type.clone();
+        g.generation = stored.generation;
+        g.stored = true;
+        let protocol = match (&stored.protocol, stored.members.is_empty()) {
+            (Some(p), false) => p.clone(),
+            _ => {
+                let age =
+                    Duration::from_millis(now_ms.saturating_sub(stored.timestamp_ms).max(0) as u64);
+                g.empty_since = Some(now.checked_sub(age).unwrap_or(now));
+                return g;
+            }
+        };
+        for (order, m) in stored.members.iter().enumerate() {
+            if let Some(instance) = &m.instance_id {
+                g.static_members.insert(instance.clone(), m.id.clone());
+            }
+            g.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: Duration::from_millis(m.session_timeout_ms),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                    protocol_type: stored.protocol_type.clone().unwrap_or_default(),
+                    protocols: vec![(protocol.clone(), Bytes::from(m.subscription.clone()))],
+                    assignment: Bytes::from(m.assignment.clone()),
+                    last_heartbeat: now,
+                    join_order: order as u64,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        g.next_join_order = stored.members.len() as u64;
+        g.leader = stored
+            .leader
+            .clone()
+            .filter(|l| g.members.contains_key(l))
+            .or_else(|| stored.members.first().map(|m| m.id.clone()));
+        g.protocol = Some(protocol);
+        g.state = GroupState::Stable;
+        g
+    }
+
+    /// Whether the group changed in a way the offsets log keeps since it was last
+    /// written.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// As [`Group::is_changed`], and clears it (the caller writes the group).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -335,6 +433,7 @@ impl Group {
         // group would now select changes (`updateStaticMemberThenRebalanceOrCompleteJoin`).
         let unchanged = self.protocol.as_deref() == Some(self.select_protocol().as_str());
         if self.state == GroupState::Stable && unchanged {
+            self.changed = true;
             // KIP-345: a static member that restarts gets its old assignment back
             // without a rebalance; a leader is told to skip assigning (KIP-814).
             let mut r = self.current_join_result(&new_id);
@@ -454,6 +553,7 @@ impl Group {
             self.state = GroupState::Empty;
             self.protocol = None;
             self.leader = None;
+            self.changed = true;
             return;
         }
         self.protocol = Some(self.select_protocol());
@@ -613,6 +713,7 @@ impl Group {
                         m.assignment = by_member.remove(&m.id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
+                    self.changed = true;
                     let results: Vec<(String, SyncResult)> = self
                         .members
                         .values()
@@ -754,6 +855,7 @@ impl Group {
                     self.state = GroupState::Empty;
                     self.generation += 1;
                     self.protocol = None;
+                    self.changed = true;
                 } else {
                     self.prepare_rebalance(now, Duration::ZERO);
                 }

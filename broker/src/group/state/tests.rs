@@ -322,3 +322,64 @@ fn leader_asking_again_before_sync_gets_the_members() {
     assert_eq!((again.generation, again.members.len()), (2, 0));
     assert_eq!(jb.generation, 2);
 }
+
+/// A group written when its rebalance completed comes back Stable, with its members,
+/// generation, leader and assignments, each member with a fresh session: they carry on
+/// heartbeating without a rebalance. One that empties is written again, and comes back
+/// Empty with its generation and since when it was empty.
+#[test]
+fn a_stored_group_comes_back_as_it_was_written() {
+    let t = Instant::now();
+    let mut g = Group::new("g");
+    let (a, mut rx_a) = join_new(&mut g, t);
+    rx_a.try_recv().unwrap();
+    assert!(!g.take_changed(), "a join alone is not written");
+    let mut sa = waiting(g.sync(
+        1,
+        &a,
+        None,
+        None,
+        None,
+        vec![(a.clone(), Bytes::from_static(b"p0"))],
+        t,
+    ));
+    sa.try_recv().unwrap();
+    assert!(g.take_changed(), "the completed rebalance is written");
+    let stored = g.to_stored(1_000);
+
+    let later = t + Duration::from_secs(60);
+    let mut back = Group::from_stored("g", &stored, later, 61_000);
+    assert_eq!(back.state, GroupState::Stable);
+    assert_eq!(
+        (back.generation, back.leader.as_deref()),
+        (1, Some(a.as_str()))
+    );
+    assert_eq!(back.protocol.as_deref(), Some("range"));
+    assert_eq!(back.members[&a].assignment, Bytes::from_static(b"p0"));
+    assert_eq!(back.subscribed_topics(), g.subscribed_topics());
+    assert_eq!(back.heartbeat(1, &a, None, later), Ok(()), "no rebalance");
+    assert_eq!(
+        back.heartbeat(0, &a, None, later),
+        Err(E::IllegalGeneration)
+    );
+    let r = now_result(back.sync(1, &a, None, None, None, vec![], later));
+    assert_eq!(r.assignment, Bytes::from_static(b"p0"));
+    assert!(
+        back.tick(later + Duration::from_secs(5)).is_empty(),
+        "a fresh session"
+    );
+    assert!(!back.is_changed());
+
+    // Its member gone, the group empties: written, and loaded Empty.
+    assert_eq!(back.tick(later + Duration::from_secs(11)), vec![a.clone()]);
+    assert_eq!(back.state, GroupState::Empty);
+    assert!(back.take_changed());
+    let empty = back.to_stored(72_000);
+    let at = later + Duration::from_secs(20);
+    let again = Group::from_stored("g", &empty, at, 80_000);
+    assert_eq!(again.state, GroupState::Empty);
+    assert_eq!(again.generation, 2);
+    assert_eq!(again.protocol_type.as_deref(), Some("consumer"));
+    assert_eq!(again.empty_since, Some(at - Duration::from_secs(8)));
+    assert!(again.is_idle());
+}

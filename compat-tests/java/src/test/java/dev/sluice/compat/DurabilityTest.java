@@ -158,6 +158,76 @@ class DurabilityTest extends BrokerTestBase {
         verifyAcked(topic, new HashMap<>(acked), produced.get());
     }
 
+    /**
+     * The coordinator keeps a group's members, generation and assignments in its log, as
+     * Kafka's does: a consumer carries on through a broker restart with its assignment,
+     * heartbeating at its generation, without a rebalance.
+     */
+    @ParameterizedTest(name = "kill9={0}")
+    @ValueSource(booleans = {false, true})
+    void aGroupCarriesOnThroughARestartWithoutARebalance(boolean kill9) {
+        String topic = createTopic("dur-members", PARTITIONS);
+        String group = uniqueName("dur-members");
+        Properties cp = stringConsumerProps(group);
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        // With every broker down, a 4.x client re-bootstraps (KIP-899's default since 4.0)
+        // and, for that moment, knows no topic: it rejoins because its topic "changed",
+        // against any single broker. That is the client's doing, so it is turned off.
+        cp.put("metadata.recovery.strategy", "none");
+        List<String> rebalances = new java.util.concurrent.CopyOnWriteArrayList<>();
+        org.apache.kafka.clients.consumer.ConsumerRebalanceListener listener =
+                new org.apache.kafka.clients.consumer.ConsumerRebalanceListener() {
+                    @Override
+                    public void onPartitionsRevoked(java.util.Collection<TopicPartition> parts) {
+                        if (!parts.isEmpty()) {
+                            rebalances.add("revoked " + parts);
+                        }
+                    }
+
+                    @Override
+                    public void onPartitionsAssigned(java.util.Collection<TopicPartition> parts) {
+                        rebalances.add("assigned " + parts);
+                    }
+
+                    @Override
+                    public void onPartitionsLost(java.util.Collection<TopicPartition> parts) {
+                        rebalances.add("lost " + parts);
+                    }
+                };
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(stringProducerProps());
+             KafkaConsumer<String, String> c = new KafkaConsumer<>(cp)) {
+            c.subscribe(List.of(topic), listener);
+            List<ConsumerRecord<String, String>> got = new ArrayList<>();
+            for (int i = 0; i < 30; i++) {
+                p.send(new ProducerRecord<>(topic, i % PARTITIONS, "k", "before-" + i));
+            }
+            p.flush();
+            pollUntil("30 records before the restart", WAIT, List.of(c), got, () -> got.size() >= 30);
+            int generation = c.groupMetadata().generationId();
+            String member = c.groupMetadata().memberId();
+            assertEquals(1, rebalances.size(), "one assignment: " + rebalances);
+
+            bounce(kill9);
+            waitForTopic(topic, PARTITIONS);
+            for (int i = 0; i < 30; i++) {
+                p.send(new ProducerRecord<>(topic, i % PARTITIONS, "k", "after-" + i));
+            }
+            p.flush();
+            pollUntil("30 records after the restart", WAIT, List.of(c), got, () -> got.size() >= 60);
+            // Heartbeats at the old generation must have been answered for a while.
+            long until = System.currentTimeMillis() + 4_000;
+            while (System.currentTimeMillis() < until) {
+                c.poll(Duration.ofMillis(200));
+            }
+            assertEquals(List.of(rebalances.get(0)), rebalances, "no rebalance through the restart");
+            assertEquals(generation, c.groupMetadata().generationId());
+            assertEquals(member, c.groupMetadata().memberId());
+            var described = get(admin.describeConsumerGroups(List.of(group)).all()).get(group);
+            assertEquals(1, described.members().size());
+            assertEquals(PARTITIONS, described.members().iterator().next().assignment().topicPartitions().size());
+        }
+    }
+
     @ParameterizedTest(name = "kill9={0}")
     @ValueSource(booleans = {false, true})
     void committedOffsetsSurviveRestart(boolean kill9) {
