@@ -243,3 +243,43 @@ def test_fetch_uses_sendfile(broker):
     assert s1 - s0 >= payload, \
         f"{SENDFILE} rose by {s1 - s0:.0f} bytes while consuming {payload} bytes of values " \
         f"({COPIED} rose by {c1 - c0:.0f})"
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["sigterm", "kill9"])
+def test_a_group_carries_on_through_a_restart(ctl_broker, hard):
+    """The coordinator reloads its groups: a librdkafka consumer keeps its assignment
+    through a broker restart, without a rebalance (Kafka's coordinator does the same)."""
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-members"), partitions=PARTS)
+    events = []
+    c = cf_consumer(b.bootstrap, group=uniq("ctl-members"), **{
+        "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500})
+    try:
+        c.subscribe([topic], on_assign=lambda _, ps: events.append(("assign", len(ps))),
+                     on_revoke=lambda _, ps: events.append(("revoke", len(ps))),
+                     on_lost=lambda _, ps: events.append(("lost", len(ps))))
+
+        def consume(n, prefix):
+            assert not cf_produce(b.bootstrap, topic, [
+                {"value": f"{prefix}{i}".encode(), "partition": i % PARTS} for i in range(n)]).errors
+            got = 0
+            deadline = time.monotonic() + T
+            while got < n and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is not None and not m.error() and m.value().startswith(prefix.encode()):
+                    got += 1
+            assert got == n, f"{got} of {n} {prefix!r} records"
+
+        consume(30, "before-")
+        assert events == [("assign", PARTS)], events
+        member = c.memberid()
+        b.restart(hard=hard)
+        wait_topic_ready(b.bootstrap, topic, PARTS)
+        consume(30, "after-")
+        deadline = time.monotonic() + 4   # a few heartbeats at the old generation
+        while time.monotonic() < deadline:
+            c.poll(0.2)
+        assert events == [("assign", PARTS)], f"rebalanced through the restart: {events}"
+        assert c.memberid() == member
+    finally:
+        c.close()
