@@ -212,6 +212,10 @@ impl PartitionLog {
         }
         log.recovery_point = RecoveryPoint::new(dir, point);
         log.flush_queued_upto = point;
+        // Batches stored without a timestamp (all their records delayed) leave their
+        // producers' last time unknown: it counts from now, so a restart does not expire
+        // them at once.
+        log.producers.date_unknown_times(now_ms);
         let leo = log.log_end_offset();
         log.set_high_watermark(leo);
         Ok(log)
@@ -478,7 +482,15 @@ impl PartitionLog {
                     source: e,
                 });
             }
-            self.producers.record(&assigned);
+            let mut producer_batch = assigned;
+            if stored.is_some() && !log_append {
+                // A batch the broker stored without (some of) its records keeps its
+                // producer's state by the time of what the producer sent: one whose
+                // records were all delayed has no timestamp in the log, and would let its
+                // producer expire at once. Kafka keeps an emptied batch's max timestamp.
+                producer_batch.max_timestamp = validated.max_timestamp(i);
+            }
+            self.producers.record(&producer_batch);
             if self.latest_epoch().is_none_or(|e| leader_epoch > e) {
                 self.epochs.push((leader_epoch, offset));
             }

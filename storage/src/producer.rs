@@ -94,6 +94,17 @@ impl ProducerStateTable {
         self.producers.iter().map(|(&id, e)| (id, e))
     }
 
+    /// Gives `now_ms` as the last time of each producer whose last batch has none (-1:
+    /// a batch stored without its records, rebuilt from the log), so its expiration
+    /// counts from now rather than from the epoch.
+    pub fn date_unknown_times(&mut self, now_ms: i64) {
+        for e in self.producers.values_mut() {
+            if let Some(last) = e.batches.back_mut().filter(|b| b.max_timestamp < 0) {
+                last.max_timestamp = now_ms;
+            }
+        }
+    }
+
     /// Forgets producers whose last batch is `max_idle_ms` or more older than `now_ms`
     /// (Kafka's `producer.id.expiration.ms`, `ProducerStateManager.isProducerExpired`),
     /// except those `keep` holds on to. A forgotten producer's next batch is taken as a

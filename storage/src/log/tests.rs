@@ -761,3 +761,25 @@ fn a_busy_segment_reserves_blocks_ahead_and_gives_back_the_rest_when_sealed() {
     append(&mut log, &batch(0, &[&value]), 0, 0).unwrap();
     assert_eq!(read_all(&log, 0).len() as i64, log.log_end_offset());
 }
+
+/// A batch the broker stores without its records (all delayed: no timestamp in the log)
+/// dates its producer's state by the records' own time, and after a restart, which
+/// cannot see that time, by the restart; so neither expires the producer at once.
+#[test]
+fn a_batch_stored_without_its_records_still_dates_its_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    let produced = build_batch(0, 7_000, &[b"a", b"b"], (9, 0, 0)).to_vec();
+    let mut emptied = crate::record::with_records(&produced[..crate::batch::HEADER_BYTES], &[]);
+    crate::batch::set_create_time(&mut emptied, -1);
+    let validated = batch::check(&produced).unwrap();
+    log.append_as_leader_with(&validated, Some(&emptied), 0, 8_000, |_| Ok(()))
+        .unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    let last = |log: &PartitionLog| log.producers().get(9).and_then(|e| e.last_timestamp());
+    assert_eq!(last(&log), Some(7_001));
+    stop(log);
+    let log = PartitionLog::open(dir.path(), small_config(), 50_000).unwrap();
+    assert_eq!(last(&log), Some(50_000));
+    assert_eq!(log.producers().last_seq(9), Some(1));
+}

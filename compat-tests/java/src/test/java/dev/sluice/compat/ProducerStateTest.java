@@ -53,7 +53,18 @@ class ProducerStateTest extends BrokerTestBase {
     }
 
     private static void send(KafkaProducer<byte[], byte[]> p, TopicPartition tp, long timestamp) throws Exception {
-        p.send(new ProducerRecord<>(tp.topic(), tp.partition(), timestamp, null, "v".getBytes())).get();
+        sendDelayed(p, tp, timestamp, 0);
+    }
+
+    /** A record Sluice delivers {@code delayMs} after accepting it (0: at once). */
+    private static void sendDelayed(KafkaProducer<byte[], byte[]> p, TopicPartition tp, long timestamp, long delayMs)
+            throws Exception {
+        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(tp.topic(), tp.partition(), timestamp, null,
+                "v".getBytes());
+        if (delayMs > 0) {
+            r.headers().add("mq.delay.ms", Long.toString(delayMs).getBytes());
+        }
+        p.send(r).get();
     }
 
     /** Each idempotent producer once, with its epoch, last sequence and last batch's time. */
@@ -107,7 +118,8 @@ class ProducerStateTest extends BrokerTestBase {
             assertTrue(System.currentTimeMillis() - sent >= EXPIRATION_MS,
                     "forgotten before its expiration had passed");
 
-            send(p, tp, System.currentTimeMillis());
+            long sentAgain = System.currentTimeMillis();
+            send(p, tp, sentAgain);
             List<ProducerState> again = producers(tp);
             assertEquals(1, again.size(), "the producer is back: " + again);
             assertEquals(id, again.get(0).producerId());
@@ -116,8 +128,11 @@ class ProducerStateTest extends BrokerTestBase {
             broker.restart();
             reopenAdmin();
             List<ProducerState> rebuilt = producers(tp);
-            if (!rebuilt.isEmpty()) {
-                assertEquals(id, rebuilt.get(0).producerId(), "rebuilt from the log");
+            if (System.currentTimeMillis() - sentAgain < EXPIRATION_MS) {
+                // Not idle for the expiration yet: the restart rebuilt it from the log.
+                assertEquals(1, rebuilt.size(), "rebuilt from the log: " + rebuilt);
+                assertEquals(id, rebuilt.get(0).producerId());
+                assertEquals(1, rebuilt.get(0).lastSequence());
             }
             waitUntil("the rebuilt producer to be forgotten", Duration.ofSeconds(30), () -> producers(tp).isEmpty());
         }
@@ -135,10 +150,7 @@ class ProducerStateTest extends BrokerTestBase {
         TopicPartition tp = new TopicPartition(createTopic("delayed", 1), 0);
         long old = System.currentTimeMillis() - 4 * EXPIRATION_MS;
         try (KafkaProducer<byte[], byte[]> plain = producer(false)) {
-            ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(tp.topic(), tp.partition(), old, null,
-                    "later".getBytes());
-            r.headers().add("mq.delay.ms", "300".getBytes());
-            plain.send(r).get();
+            sendDelayed(plain, tp, old, 300);
         }
         waitUntil("the delayed record to be released", Duration.ofSeconds(30), () -> !producers(tp).isEmpty());
         List<ProducerState> timer = producers(tp);
@@ -146,5 +158,25 @@ class ProducerStateTest extends BrokerTestBase {
         assertEquals(old, timer.get(0).lastTimestamp(), "released with the record's own timestamp");
         Broker.sleep(2_000); // four expiry checks
         assertEquals(timer, producers(tp), "kept, though idle past the expiration");
+    }
+
+    /**
+     * A batch whose records are all delayed is stored without them (and without a
+     * timestamp); its producer's state is still dated by the records' own time, so the
+     * retry protection lasts the expiration, as for any other batch.
+     */
+    @Test
+    void aProducerOfDelayedRecordsOnlyIsKeptForTheExpiration() throws Exception {
+        assumeSluice("delayed delivery is Sluice's");
+        TopicPartition tp = new TopicPartition(createTopic("delay-only", 1), 0);
+        try (KafkaProducer<byte[], byte[]> p = producer(true)) {
+            long sent = System.currentTimeMillis();
+            sendDelayed(p, tp, sent, 600_000);
+            List<ProducerState> got = producers(tp);
+            assertEquals(1, got.size(), "the producer: " + got);
+            assertEquals(sent, got.get(0).lastTimestamp(), "dated by its record");
+            Broker.sleep(2_000); // four expiry checks, within the expiration
+            assertEquals(got, producers(tp), "kept while within the expiration");
+        }
     }
 }
