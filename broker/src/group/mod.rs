@@ -31,17 +31,18 @@ struct Inner {
 
 impl Inner {
     /// Writes the group's metadata if it changed in a way the log keeps. A failed write
-    /// is logged and costs only a rebalance after a restart: the group carries on.
+    /// is logged and tried again by the timers (each second); meanwhile the group
+    /// carries on, and a restart would cost it a rebalance.
     fn store_if_changed(&mut self, group_id: &str) {
         let Inner { groups, store, .. } = self;
         let Some(g) = groups.get_mut(group_id) else {
             return;
         };
-        if !g.take_changed() {
+        if !g.is_changed() {
             return;
         }
         match store.append_group(group_id, Some(&g.to_stored(now_ms()))) {
-            Ok(()) => g.stored = true,
+            Ok(()) => g.mark_stored(),
             Err(e) => {
                 tracing::error!(group = group_id, error = %e, "storing group metadata failed")
             }
@@ -446,10 +447,12 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Session expiry and rebalance deadlines, every 100 ms; offset retention every
+    /// Session expiry and rebalance deadlines, every 100 ms; group metadata those left
+    /// to write, each second; offset retention every
     /// `offsets.retention.check.interval.ms`.
     pub async fn run_timers(&self, mut shutdown: watch::Receiver<bool>) {
         let mut next_cleanup = Instant::now() + self.offsets_retention_check;
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -467,8 +470,13 @@ impl GroupCoordinator {
                         changed.push(g.id.clone());
                     }
                 }
-                for id in changed {
-                    inner.store_if_changed(&id);
+                // Each second: a write that keeps failing is not retried (and logged)
+                // ten times a second.
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    for id in changed {
+                        inner.store_if_changed(&id);
+                    }
                 }
             }
             if now >= next_cleanup {

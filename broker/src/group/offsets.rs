@@ -126,7 +126,10 @@ impl OffsetStore {
         let live =
             replayed.offsets.values().map(BTreeMap::len).sum::<usize>() + replayed.groups.len();
         let mut store = OffsetStore { log };
-        if records > 10_000 && records > 4 * live {
+        // Mostly dead records, and enough of them (by count, or by bytes: a group's
+        // record holds every member's subscription and assignment) to be worth it.
+        let big = records > 10_000 || store.log.size_bytes() > 64 << 20;
+        if big && records > 4 * live {
             store = Self::rewrite(store, dir, config, &replayed)?;
             tracing::info!(
                 records,

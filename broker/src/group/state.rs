@@ -277,9 +277,10 @@ impl Group {
         self.changed
     }
 
-    /// As [`Group::is_changed`], and clears it (the caller writes the group).
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.changed)
+    /// The group as it is now is in the offsets log.
+    pub fn mark_stored(&mut self) {
+        self.changed = false;
+        self.stored = true;
     }
 
     pub fn is_empty(&self) -> bool {

@@ -82,7 +82,14 @@ async fn alter_topic(
         }
         match op.config_operation {
             OP_SET => {
-                let value = op.value.as_ref().expect("screened: a SET has a value");
+                // `screen_alterations` refused a SET without a value before this.
+                let Some(value) = &op.value else {
+                    debug_assert!(false, "an unscreened null value");
+                    return Err(Refusal::new(
+                        E::InvalidRequest,
+                        format!("null value for {key}"),
+                    ));
+                };
                 set.insert(key, value.to_string());
             }
             OP_DELETE => delete.push(key),

@@ -42,15 +42,49 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 /// The keys that appear more than once, each once, in the order of its first repeat.
 /// Kafka's admin APIs refuse a name repeated in one request (INVALID_REQUEST) and act on
 /// none of its occurrences, since which one would win is not defined.
-pub fn repeated<K: Eq + Hash + Clone>(keys: impl IntoIterator<Item = K>) -> Vec<K> {
+pub fn repeated<K: Eq + Hash + Clone>(keys: impl IntoIterator<Item = K>) -> Repeated<K> {
     let mut seen = HashSet::new();
-    let mut twice = Vec::new();
+    let mut twice = Repeated {
+        in_order: Vec::new(),
+        set: HashSet::new(),
+    };
     for k in keys {
-        if !seen.insert(k.clone()) && !twice.contains(&k) {
-            twice.push(k);
+        if !seen.insert(k.clone()) && twice.set.insert(k.clone()) {
+            twice.in_order.push(k);
         }
     }
     twice
+}
+
+/// What [`repeated`] found: a set (a request may name millions of keys) that remembers
+/// its order.
+#[derive(Debug)]
+pub struct Repeated<K> {
+    in_order: Vec<K>,
+    set: HashSet<K>,
+}
+
+impl<K: Eq + Hash> Repeated<K> {
+    pub fn contains(&self, k: &K) -> bool {
+        self.set.contains(k)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_order.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, K> {
+        self.in_order.iter()
+    }
+}
+
+impl<K> IntoIterator for Repeated<K> {
+    type Item = K;
+    type IntoIter = std::vec::IntoIter<K>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.in_order.into_iter()
+    }
 }
 
 /// A resource type whose authorized operations a client may ask for.
