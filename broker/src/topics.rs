@@ -89,18 +89,20 @@ pub fn unknown_topic(name: &str) -> Refusal {
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's answer to a config resource named more than once in one alter request: each
-/// occurrence is refused (`ConfigAdminManager.preprocess`).
-pub fn repeated_resource() -> Refusal {
-    Refusal::new(E::InvalidRequest, "Each resource must appear at most once.")
-}
-
 /// What `ConfigAdminManager.preprocess` refuses in one resource of an alter request
-/// before anything else: a config named twice, and a null value where a value is
+/// before anything else: a resource named more than once in the request (each
+/// occurrence is refused), a config named twice, and a null value where a value is
 /// needed. Takes each config's name and whether it lacks a value it needs.
 pub fn screen_alterations<'a>(
+    repeated_resource: bool,
     configs: impl Iterator<Item = (&'a str, bool)> + Clone,
 ) -> Result<(), Refusal> {
+    if repeated_resource {
+        return Err(Refusal::new(
+            E::InvalidRequest,
+            "Each resource must appear at most once.",
+        ));
+    }
     if !crate::handlers::repeated(configs.clone().map(|(name, _)| name)).is_empty() {
         return Err(Refusal::new(
             E::InvalidRequest,

@@ -184,12 +184,12 @@ impl OffsetStore {
     /// Appends changes as one batch; durable in the page cache when this returns.
     pub fn append(&mut self, changes: &[OffsetChange]) -> Result<(), sluice_storage::Error> {
         self.append_records(changes.iter().map(|(group, topic, partition, value)| {
-            let key = serde_json::to_vec(&Key {
+            let key = json(&Key {
                 group: group.clone(),
                 topic: topic.clone(),
                 partition: *partition,
             });
-            (key, value.as_ref().map(serde_json::to_vec))
+            (key, value.as_ref().map(json))
         }))
     }
 
@@ -199,20 +199,16 @@ impl OffsetStore {
         group: &str,
         value: Option<&StoredGroup>,
     ) -> Result<(), sluice_storage::Error> {
-        let key = serde_json::to_vec(&GroupKey {
+        let key = json(&GroupKey {
             group_metadata: group.to_owned(),
         });
-        self.append_records([(key, value.map(serde_json::to_vec))])
+        self.append_records([(key, value.map(json))])
     }
 
+    /// Appends keys and values (`None`: a tombstone) as one batch.
     fn append_records(
         &mut self,
-        kvs: impl IntoIterator<
-            Item = (
-                serde_json::Result<Vec<u8>>,
-                Option<serde_json::Result<Vec<u8>>>,
-            ),
-        >,
+        kvs: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<(), sluice_storage::Error> {
         let now = now_ms();
         let records: Vec<Record> = kvs
@@ -229,8 +225,8 @@ impl OffsetStore {
                 offset: i as i64,
                 sequence: i as i32 - 1,
                 timestamp: now,
-                key: Some(Bytes::from(key.expect("json"))),
-                value: value.map(|v| Bytes::from(v.expect("json"))),
+                key: Some(Bytes::from(key)),
+                value: value.map(Bytes::from),
                 headers: Default::default(),
             })
             .collect();
@@ -256,6 +252,11 @@ impl OffsetStore {
     pub fn flush(&mut self) -> Result<(), sluice_storage::Error> {
         self.log.flush(now_ms())
     }
+}
+
+/// A key or value as stored: plain structs, which always serialize.
+fn json(v: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(v).expect("a plain struct serializes")
 }
 
 /// Reads the whole log into the latest state; returns it and the number of records.

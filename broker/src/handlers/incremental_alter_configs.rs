@@ -34,16 +34,15 @@ pub async fn handle(
     let mut responses = Vec::new();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let screened = if twice.contains(&(res.resource_type, res.resource_name.clone())) {
-            Err(topics::repeated_resource())
-        } else {
-            topics::screen_alterations(res.configs.iter().map(|c| {
+        let screened = topics::screen_alterations(
+            twice.contains(&(res.resource_type, res.resource_name.clone())),
+            res.configs.iter().map(|c| {
                 (
                     c.name.as_str(),
                     c.config_operation != OP_DELETE && c.value.is_none(),
                 )
-            }))
-        };
+            }),
+        );
         let outcome = match (res.resource_type, screened) {
             (_, Err(r)) => Err(r),
             (RESOURCE_TOPIC, Ok(())) => {
