@@ -218,6 +218,23 @@ impl Broker {
                 }
             }
         });
+        // Dead letters whose `G.dlq` is gone: with auto-creation on, the broker creates
+        // it again, as a producer's Metadata request would; else they wait for it.
+        let b = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = b.shutdown.clone();
+            loop {
+                tokio::select! {
+                    _ = b.delays.dead_letter_topic_missing.notified() => {}
+                    _ = shutdown.changed() => return,
+                }
+                if b.config.flag("auto.create.topics.enable") {
+                    for retry_topic in b.delays.take_missing_dead_letter_topics() {
+                        recreate_dead_letter_topic(&b, &retry_topic).await;
+                    }
+                }
+            }
+        });
         // Group sessions and rebalance deadlines.
         let b = self.clone();
         tokio::spawn(async move { b.groups.run_timers(b.shutdown.clone()).await });
@@ -232,6 +249,25 @@ impl Broker {
         if let Err(e) = self.metadata.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum shutdown");
         }
+    }
+}
+
+/// Creates `retry_topic`'s dead-letter topic with its partition count, as creating the
+/// retry topic does, if both the retry topic and the need are still there.
+async fn recreate_dead_letter_topic(b: &Broker, retry_topic: &str) {
+    let dlq = crate::delay::retry::dead_letter_topic(retry_topic);
+    let image = b.image();
+    let Some(partitions) = image.topic(retry_topic).map(|t| t.partitions.len() as i32) else {
+        return;
+    };
+    if image.topic(&dlq).is_some() {
+        return;
+    }
+    match crate::topics::create_topic(b, &dlq, partitions, -1, BTreeMap::new(), false).await {
+        Ok(_) => tracing::info!(topic = %dlq, partitions, "created the missing dead-letter topic"),
+        Err(r) if r.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {}
+        Err(r) => tracing::warn!(topic = %dlq, error = %r.message,
+            "could not create the missing dead-letter topic: its records wait for it"),
     }
 }
 

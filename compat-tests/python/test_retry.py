@@ -164,3 +164,44 @@ def test_an_auto_created_retry_topic_brings_its_dlq(bootstrap):
                what="retry and dead-letter topics")
     # Held for the default first backoff (10 s): not visible yet.
     assert watermarks(bootstrap, f"{group}.retry", [0])[0][1] == 1
+
+
+def _delete(bootstrap, topic):
+    from compat_util import topic_names, wait_until
+    a = admin(bootstrap)   # kept until the result: a destroyed handle fails its futures
+    fs = a.delete_topics([topic], operation_timeout=T, request_timeout=T)
+    fs[topic].result(T)
+    wait_until(lambda: topic not in topic_names(bootstrap), 20, what=f"{topic} deleted")
+
+
+def _dead_letter(bootstrap, retry):
+    """A record out of retries at once (mq.retry.max=1, count 1 given), to partition 1."""
+    kcat(bootstrap, "-P", "-t", retry, "-p", "1", "-H", "mq.retry.count=1", input=b"dead\n")
+
+
+def test_a_deleted_dlq_comes_back_for_its_dead_letters(bootstrap):
+    """With auto-creation on, a dead letter whose G.dlq was deleted brings it back (with
+    G.retry's partition count), as a producer's Metadata request would, and lands there."""
+    from compat_util import topic_names, wait_until
+    retry, dlq = make_retry_topic(bootstrap, uniq("g"), partitions=2, max_retries=1, backoff="200")
+    _delete(bootstrap, dlq)
+    _dead_letter(bootstrap, retry)
+    wait_until(lambda: dlq in topic_names(bootstrap), 20, what=f"{dlq} created again")
+    dead = read_topic(bootstrap, dlq, 2, 1, timeout=20)
+    assert [(m[0], m[3], hdict(m[4])["mq.retry.count"]) for m in dead] == [(1, b"dead", "2")]
+
+
+@pytest.mark.needs_broker_control
+def test_without_auto_creation_dead_letters_wait_for_their_dlq(broker_factory):
+    """With auto-creation off, the broker does not create the topic: the dead letter waits
+    on disk until someone does, then lands there."""
+    b = broker_factory(name="no-auto", config={"auto.create.topics.enable": False})
+    retry, dlq = make_retry_topic(b.bootstrap, uniq("g"), partitions=2, max_retries=1, backoff="200")
+    _delete(b.bootstrap, dlq)
+    _dead_letter(b.bootstrap, retry)
+    time.sleep(3)
+    from compat_util import topic_names
+    assert dlq not in topic_names(b.bootstrap), "created though auto-creation is off"
+    create_topic(b.bootstrap, dlq, 2)
+    dead = read_topic(b.bootstrap, dlq, 2, 1, timeout=20)
+    assert [(m[0], m[3]) for m in dead] == [(1, b"dead")]

@@ -26,7 +26,7 @@
 //!   lags [`CHECKPOINT_LAG_MAX_S`]: written every second, its two fsyncs were a device
 //!   flush per second on every broker, delayed records or not.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -231,6 +231,11 @@ pub struct DelayTimer {
     at_start: AtStart,
     /// Woken when a record is staged at produce time.
     pub wake: tokio::sync::Notify,
+    /// Retry topics whose dead letters came due while their `G.dlq` did not exist: the
+    /// broker creates it when auto-creation is on (else they wait for it).
+    missing_dead_letter_topics: Mutex<BTreeSet<String>>,
+    /// Woken when one is added there.
+    pub dead_letter_topic_missing: tokio::sync::Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -388,8 +393,21 @@ impl DelayTimer {
             }),
             at_start,
             wake: tokio::sync::Notify::new(),
+            missing_dead_letter_topics: Mutex::new(BTreeSet::new()),
+            dead_letter_topic_missing: tokio::sync::Notify::new(),
             metrics,
         })
+    }
+
+    /// The retry topics found without their dead-letter topic since this was last
+    /// asked.
+    pub fn take_missing_dead_letter_topics(&self) -> BTreeSet<String> {
+        std::mem::take(
+            &mut self
+                .missing_dead_letter_topics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// The producer id the timer appends under; clients may not use it.
@@ -591,6 +609,11 @@ impl DelayTimer {
             Err(false) => {
                 tracing::warn!(topic = %first.topic, partition = index, records = group.len(),
                     "the dead-letter topic is missing: holding its records until it exists");
+                self.missing_dead_letter_topics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(first.topic.clone());
+                self.dead_letter_topic_missing.notify_one();
                 return group
                     .into_iter()
                     .map(|(e, s)| (e, s, Outcome::Retry))
