@@ -283,3 +283,49 @@ def test_a_group_carries_on_through_a_restart(ctl_broker, hard):
         assert c.memberid() == member
     finally:
         c.close()
+
+
+def test_a_group_over_a_lowered_max_size_shrinks_after_a_restart(ctl_broker):
+    """Two consumers in a group; the broker restarts with group.max.size = 1. The loaded
+    group rebalances at once, as Kafka's coordinator does: the member past the limit is
+    put out (GROUP_MAX_SIZE_REACHED, and again as often as it tries to come back), and
+    the other ends up owning every partition."""
+    from conftest import write_toml
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-max"), partitions=2)
+    group = uniq("ctl-max")
+    consumers = [cf_consumer(b.bootstrap, group=group, **{
+        "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500}) for _ in range(2)]
+    owned = {0: 0, 1: 0}
+
+    def track(i):
+        def on_assign(_, ps):
+            owned[i] = len(ps)
+
+        def on_revoke(_, ps):
+            owned[i] = 0
+        return {"on_assign": on_assign, "on_revoke": on_revoke, "on_lost": on_revoke}
+
+    def poll_until(cond):
+        deadline = time.monotonic() + T
+        while not cond() and time.monotonic() < deadline:
+            for c in consumers:
+                c.poll(0.1)
+        return cond()
+
+    try:
+        for i, c in enumerate(consumers):
+            c.subscribe([topic], **track(i))
+        assert poll_until(lambda: owned == {0: 1, 1: 1}), owned
+        b.config["group.max.size"] = 1
+        write_toml(b.config_path, b.config)
+        b.restart()
+        assert poll_until(lambda: sorted(owned.values()) == [0, 2]), \
+            f"one member owns both partitions: {owned}"
+        for _ in range(20):   # two seconds more: the put-out member keeps trying
+            for c in consumers:
+                c.poll(0.05)
+        assert sorted(owned.values()) == [0, 2], f"and keeps them: {owned}"
+    finally:
+        for c in consumers:
+            c.close()

@@ -124,8 +124,11 @@ impl GroupCoordinator {
         let (now, now_ms) = (Instant::now(), now_ms());
         let mut groups: HashMap<String, Group> =
             offsets.keys().map(|g| (g.clone(), Group::new(g))).collect();
+        let max_size = config.int("group.max.size").max(1) as usize;
         for (id, stored) in &replayed.groups {
-            groups.insert(id.clone(), Group::from_stored(id, stored, now, now_ms));
+            let mut g = Group::from_stored(id, stored, now, now_ms);
+            g.rebalance_if_over(max_size, now);
+            groups.insert(id.clone(), g);
         }
         if !replayed.groups.is_empty() {
             tracing::info!(groups = replayed.groups.len(), "loaded consumer groups");
@@ -141,7 +144,7 @@ impl GroupCoordinator {
             ),
             session_timeout_min_ms: config.int("group.min.session.timeout.ms"),
             session_timeout_max_ms: config.int("group.max.session.timeout.ms"),
-            max_size: config.int("group.max.size").max(1) as usize,
+            max_size,
             metadata_max_bytes: config.int("offset.metadata.max.bytes").max(0) as usize,
             offsets_retention: Duration::from_secs(
                 config.int("offsets.retention.minutes").max(1) as u64 * 60,

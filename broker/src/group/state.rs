@@ -271,6 +271,23 @@ impl Group {
         g
     }
 
+    /// Members whose JoinGroup waits for the rebalance to complete.
+    fn awaiting_joins(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.join_waiter.is_some())
+            .count()
+    }
+
+    /// A group loaded with more members than `group.max.size` (lowered across a
+    /// restart) rebalances, as Kafka's coordinator does on load: the members past the
+    /// limit to rejoin are put out.
+    pub fn rebalance_if_over(&mut self, max_size: usize, now: Instant) {
+        if self.state == GroupState::Stable && self.members.len() > max_size {
+            self.prepare_rebalance(now, Duration::ZERO);
+        }
+    }
+
     /// Whether the group changed in a way the offsets log keeps since it was last
     /// written.
     pub fn is_changed(&self) -> bool {
@@ -332,6 +349,20 @@ impl Group {
                 E::InconsistentGroupProtocol,
                 &req.member_id,
             ));
+        }
+        // Kafka's `acceptJoiningMember` for a member rejoining a rebalance: once as many
+        // as the group may hold have rejoined, the later ones are put out. This is how a
+        // group over `group.max.size` (lowered since it formed) shrinks back.
+        if self.state == GroupState::PreparingRebalance
+            && self
+                .members
+                .get(&req.member_id)
+                .is_some_and(|m| m.join_waiter.is_none())
+            && self.awaiting_joins() >= max_size
+        {
+            self.remove_member(&req.member_id);
+            self.maybe_complete_join(now);
+            return Pending::Now(JoinResult::error(E::GroupMaxSizeReached, ""));
         }
         if req.member_id.is_empty() {
             if let Some(instance) = req.instance_id.clone() {

@@ -384,3 +384,45 @@ fn a_stored_group_comes_back_as_it_was_written() {
     assert_eq!(again.empty_since, Some(at - Duration::from_secs(8)));
     assert!(again.is_idle());
 }
+
+/// A group loaded over `group.max.size` rebalances, and the members past the limit to
+/// rejoin are put out (GROUP_MAX_SIZE_REACHED), as Kafka's coordinator does.
+#[test]
+fn a_group_over_its_max_size_shrinks_at_its_next_rebalance() {
+    use crate::group::offsets::{StoredGroup, StoredMember};
+    let t = Instant::now();
+    let member = |id: &str| StoredMember {
+        id: id.into(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "h".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        subscription: b"m".to_vec(),
+        assignment: vec![],
+    };
+    let stored = StoredGroup {
+        protocol_type: Some("consumer".into()),
+        protocol: Some("range".into()),
+        generation: 4,
+        leader: Some("a".into()),
+        timestamp_ms: 0,
+        members: vec![member("a"), member("b")],
+    };
+    let mut g = Group::from_stored("g", &stored, t, 1_000);
+    g.rebalance_if_over(2, t);
+    assert_eq!(g.state, GroupState::Stable, "within the limit");
+    g.rebalance_if_over(1, t);
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    let mut rx_a = waiting(g.join(req("a", None, &[("range", b"m")]), t, Duration::ZERO, 1));
+    let b = now_result(g.join(req("b", None, &[("range", b"m")]), t, Duration::ZERO, 1));
+    assert_eq!(
+        (b.error, b.member_id.as_str()),
+        (E::GroupMaxSizeReached.code(), "")
+    );
+    assert!(!g.members.contains_key("b"));
+    let a = rx_a
+        .try_recv()
+        .expect("the rebalance completed with a alone");
+    assert_eq!((a.error, a.generation, a.members.len()), (0, 5, 1));
+}
