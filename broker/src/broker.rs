@@ -223,14 +223,16 @@ impl Broker {
         let b = self.clone();
         tokio::spawn(async move {
             let mut shutdown = b.shutdown.clone();
+            // Those whose creation failed: warned about once, not each second.
+            let mut failing = std::collections::HashSet::new();
             loop {
                 tokio::select! {
                     _ = b.delays.dead_letter_topic_missing.notified() => {}
                     _ = shutdown.changed() => return,
                 }
                 if b.config.flag("auto.create.topics.enable") {
-                    for retry_topic in b.delays.take_missing_dead_letter_topics() {
-                        recreate_dead_letter_topic(&b, &retry_topic).await;
+                    for (retry_topic, id) in b.delays.take_missing_dead_letter_topics() {
+                        recreate_dead_letter_topic(&b, &retry_topic, id, &mut failing).await;
                     }
                 }
             }
@@ -253,21 +255,32 @@ impl Broker {
 }
 
 /// Creates `retry_topic`'s dead-letter topic with its partition count, as creating the
-/// retry topic does, if both the retry topic and the need are still there.
-async fn recreate_dead_letter_topic(b: &Broker, retry_topic: &str) {
+/// retry topic does, if the retry topic is still the one (by id) whose record found it
+/// missing, and it is still missing.
+async fn recreate_dead_letter_topic(
+    b: &Broker,
+    retry_topic: &str,
+    id: uuid::Uuid,
+    failing: &mut std::collections::HashSet<String>,
+) {
     let dlq = crate::delay::retry::dead_letter_topic(retry_topic);
     let image = b.image();
-    let Some(partitions) = image.topic(retry_topic).map(|t| t.partitions.len() as i32) else {
+    let Some(retry) = image.topic(retry_topic).filter(|t| t.id == id) else {
         return;
     };
     if image.topic(&dlq).is_some() {
         return;
     }
+    let partitions = retry.partitions.len() as i32;
     match crate::topics::create_topic(b, &dlq, partitions, -1, BTreeMap::new(), false).await {
-        Ok(_) => tracing::info!(topic = %dlq, partitions, "created the missing dead-letter topic"),
+        Ok(_) => {
+            failing.remove(&dlq);
+            tracing::info!(topic = %dlq, partitions, "created the missing dead-letter topic");
+        }
         Err(r) if r.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {}
-        Err(r) => tracing::warn!(topic = %dlq, error = %r.message,
+        Err(r) if failing.insert(dlq.clone()) => tracing::warn!(topic = %dlq, error = %r.message,
             "could not create the missing dead-letter topic: its records wait for it"),
+        Err(_) => {}
     }
 }
 

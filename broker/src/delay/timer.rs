@@ -231,9 +231,9 @@ pub struct DelayTimer {
     at_start: AtStart,
     /// Woken when a record is staged at produce time.
     pub wake: tokio::sync::Notify,
-    /// Retry topics whose dead letters came due while their `G.dlq` did not exist: the
-    /// broker creates it when auto-creation is on (else they wait for it).
-    missing_dead_letter_topics: Mutex<BTreeSet<String>>,
+    /// Retry topics (name and id) whose dead letters came due while their `G.dlq` did
+    /// not exist: the broker creates it when auto-creation is on (else they wait for it).
+    missing_dead_letter_topics: Mutex<BTreeSet<(String, Uuid)>>,
     /// Woken when one is added there.
     pub dead_letter_topic_missing: tokio::sync::Notify,
     metrics: Arc<Metrics>,
@@ -399,9 +399,9 @@ impl DelayTimer {
         })
     }
 
-    /// The retry topics found without their dead-letter topic since this was last
-    /// asked.
-    pub fn take_missing_dead_letter_topics(&self) -> BTreeSet<String> {
+    /// The retry topics (name and id) found without their dead-letter topic since this
+    /// was last asked.
+    pub fn take_missing_dead_letter_topics(&self) -> BTreeSet<(String, Uuid)> {
         std::mem::take(
             &mut self
                 .missing_dead_letter_topics
@@ -612,7 +612,7 @@ impl DelayTimer {
                 self.missing_dead_letter_topics
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(first.topic.clone());
+                    .insert((first.topic.clone(), topic_id));
                 self.dead_letter_topic_missing.notify_one();
                 return group
                     .into_iter()

@@ -27,24 +27,39 @@ struct Inner {
     groups: HashMap<String, Group>,
     offsets: BTreeMap<String, BTreeMap<(String, i32), Committed>>,
     store: OffsetStore,
+    /// When a group-metadata write last failed: writes wait a second after one.
+    store_failed_at: Option<Instant>,
 }
 
 impl Inner {
-    /// Writes the group's metadata if it changed in a way the log keeps. A failed write
-    /// is logged and tried again by the timers (each second); meanwhile the group
-    /// carries on, and a restart would cost it a rebalance.
+    /// Writes the group's metadata if it changed in a way the log keeps, and is Stable
+    /// or Empty: a group in a rebalance has a raised generation and no assignments yet,
+    /// and loaded so it would sit Stable with nothing to consume. A failed write is
+    /// logged and tried again by the timers, not before a second has passed; meanwhile
+    /// the group carries on, and a restart would cost it a rebalance.
     fn store_if_changed(&mut self, group_id: &str) {
-        let Inner { groups, store, .. } = self;
+        let Inner {
+            groups,
+            store,
+            store_failed_at,
+            ..
+        } = self;
         let Some(g) = groups.get_mut(group_id) else {
             return;
         };
-        if !g.is_changed() {
+        let settled = matches!(g.state, GroupState::Stable | GroupState::Empty);
+        let waiting = store_failed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+        if !g.is_changed() || !settled || waiting {
             return;
         }
         match store.append_group(group_id, Some(&g.to_stored(now_ms()))) {
-            Ok(()) => g.mark_stored(),
+            Ok(()) => {
+                g.mark_stored();
+                *store_failed_at = None;
+            }
             Err(e) => {
-                tracing::error!(group = group_id, error = %e, "storing group metadata failed")
+                *store_failed_at = Some(Instant::now());
+                tracing::error!(group = group_id, error = %e, "storing group metadata failed");
             }
         }
     }
@@ -138,6 +153,7 @@ impl GroupCoordinator {
                 groups,
                 offsets,
                 store,
+                store_failed_at: None,
             }),
             initial_rebalance_delay: Duration::from_millis(
                 config.int("group.initial.rebalance.delay.ms").max(0) as u64,
@@ -450,12 +466,10 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Session expiry and rebalance deadlines, every 100 ms; group metadata those left
-    /// to write, each second; offset retention every
-    /// `offsets.retention.check.interval.ms`.
+    /// Session expiry and rebalance deadlines, and group metadata left to write, every
+    /// 100 ms; offset retention every `offsets.retention.check.interval.ms`.
     pub async fn run_timers(&self, mut shutdown: watch::Receiver<bool>) {
         let mut next_cleanup = Instant::now() + self.offsets_retention_check;
-        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -473,13 +487,8 @@ impl GroupCoordinator {
                         changed.push(g.id.clone());
                     }
                 }
-                // Each second: a write that keeps failing is not retried (and logged)
-                // ten times a second.
-                ticks += 1;
-                if ticks.is_multiple_of(10) {
-                    for id in changed {
-                        inner.store_if_changed(&id);
-                    }
+                for id in changed {
+                    inner.store_if_changed(&id);
                 }
             }
             if now >= next_cleanup {

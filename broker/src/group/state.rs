@@ -350,18 +350,22 @@ impl Group {
                 &req.member_id,
             ));
         }
-        // Kafka's `acceptJoiningMember` for a member rejoining a rebalance: once as many
-        // as the group may hold have rejoined, the later ones are put out. This is how a
-        // group over `group.max.size` (lowered since it formed) shrinks back.
+        // Kafka's `acceptJoiningMember` in a rebalance: once as many as the group may
+        // hold have (re)joined, any other join is refused, and a member that was in the
+        // group is put out. This is how a group over `group.max.size` (lowered since it
+        // formed) shrinks back. (Outside a rebalance new members are counted below.)
         if self.state == GroupState::PreparingRebalance
             && self
                 .members
                 .get(&req.member_id)
-                .is_some_and(|m| m.join_waiter.is_none())
+                .is_none_or(|m| m.join_waiter.is_none())
             && self.awaiting_joins() >= max_size
         {
-            self.remove_member(&req.member_id);
-            self.maybe_complete_join(now);
+            if self.members.contains_key(&req.member_id) {
+                self.remove_member(&req.member_id);
+                self.maybe_complete_join(now);
+            }
+            self.pending_members.remove(&req.member_id);
             return Pending::Now(JoinResult::error(E::GroupMaxSizeReached, ""));
         }
         if req.member_id.is_empty() {

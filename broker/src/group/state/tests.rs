@@ -385,15 +385,17 @@ fn a_stored_group_comes_back_as_it_was_written() {
     assert!(again.is_idle());
 }
 
-/// A group loaded over `group.max.size` rebalances, and the members past the limit to
-/// rejoin are put out (GROUP_MAX_SIZE_REACHED), as Kafka's coordinator does.
+/// A group loaded over `group.max.size` rebalances; once as many members as it may hold
+/// have rejoined, any other join is refused with GROUP_MAX_SIZE_REACHED (a restarted
+/// static member's too) and a member that was in the group is put out, as Kafka's
+/// `acceptJoiningMember` does.
 #[test]
 fn a_group_over_its_max_size_shrinks_at_its_next_rebalance() {
     use crate::group::offsets::{StoredGroup, StoredMember};
     let t = Instant::now();
-    let member = |id: &str| StoredMember {
+    let member = |id: &str, instance: Option<&str>| StoredMember {
         id: id.into(),
-        instance_id: None,
+        instance_id: instance.map(str::to_owned),
         client_id: "c".into(),
         client_host: "h".into(),
         session_timeout_ms: 10_000,
@@ -407,22 +409,34 @@ fn a_group_over_its_max_size_shrinks_at_its_next_rebalance() {
         generation: 4,
         leader: Some("a".into()),
         timestamp_ms: 0,
-        members: vec![member("a"), member("b")],
+        members: vec![
+            member("a", None),
+            member("b", None),
+            member("s", Some("inst")),
+        ],
     };
     let mut g = Group::from_stored("g", &stored, t, 1_000);
-    g.rebalance_if_over(2, t);
+    g.rebalance_if_over(3, t);
     assert_eq!(g.state, GroupState::Stable, "within the limit");
     g.rebalance_if_over(1, t);
     assert_eq!(g.state, GroupState::PreparingRebalance);
+    let refused = (E::GroupMaxSizeReached.code(), String::new());
     let mut rx_a = waiting(g.join(req("a", None, &[("range", b"m")]), t, Duration::ZERO, 1));
+    let s = now_result(g.join(
+        req("", Some("inst"), &[("range", b"m")]),
+        t,
+        Duration::ZERO,
+        1,
+    ));
+    assert_eq!((s.error, s.member_id), refused, "a restarted static member");
     let b = now_result(g.join(req("b", None, &[("range", b"m")]), t, Duration::ZERO, 1));
-    assert_eq!(
-        (b.error, b.member_id.as_str()),
-        (E::GroupMaxSizeReached.code(), "")
-    );
-    assert!(!g.members.contains_key("b"));
+    assert_eq!((b.error, b.member_id), refused);
+    assert!(!g.members.contains_key("b"), "put out");
+    // The static member never rejoined: it goes at the rebalance's deadline.
+    g.tick(t + Duration::from_secs(31));
     let a = rx_a
         .try_recv()
         .expect("the rebalance completed with a alone");
     assert_eq!((a.error, a.generation, a.members.len()), (0, 5, 1));
+    assert_eq!(g.members.keys().collect::<Vec<_>>(), vec!["a"]);
 }
