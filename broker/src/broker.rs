@@ -307,6 +307,7 @@ async fn open_delays(
         &dir,
         checkpoint,
         config.int(crate::delay::MAX_DELAY_SETTING),
+        config.int(crate::delay::SEGMENT_BYTES_SETTING) as u64,
         replicas,
         now_ms(),
         metrics.clone(),

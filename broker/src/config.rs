@@ -68,6 +68,14 @@ const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("log.flush.scheduler.interval.ms", "1000"),
     // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.
     ("mq.delay.max.ms", "3456000000"),
+    // Sluice: the length at which the delay store starts a new segment file.
+    ("mq.delay.segment.bytes", "67108864"),
+];
+
+/// Settings whose numbers must lie in a range (inclusive), checked at startup.
+const BROKER_SETTING_RANGES: &[(&str, i64, i64)] = &[
+    // A hole's length field is 32 bits; below 1 MiB a roll would come every few records.
+    ("mq.delay.segment.bytes", 1 << 20, 1 << 30),
 ];
 
 #[derive(Debug, Clone)]
@@ -160,7 +168,11 @@ impl BrokerConfig {
         for (key, _) in BROKER_SETTINGS {
             let v = &cfg.settings[*key];
             let ok = v.parse::<i64>().is_ok() || v == "true" || v == "false";
-            if !ok {
+            let in_range = BROKER_SETTING_RANGES
+                .iter()
+                .filter(|(k, ..)| k == key)
+                .all(|(_, lo, hi)| v.parse::<i64>().is_ok_and(|n| (*lo..=*hi).contains(&n)));
+            if !ok || !in_range {
                 return Err(ConfigError::InvalidValue {
                     key: key.to_string(),
                     value: v.clone(),
@@ -260,8 +272,16 @@ mod tests {
         ));
         std::fs::write(&p, "\"log.retention.ms\" = \"soon\"\n").unwrap();
         assert!(matches!(
-            BrokerConfig::load(cli(Some(p))),
+            BrokerConfig::load(cli(Some(p.clone()))),
             Err(ConfigError::InvalidValue { .. })
         ));
+        for (value, ok) in [(1 << 20, true), ((1 << 20) - 1, false), (1 << 31, false)] {
+            std::fs::write(&p, format!("\"mq.delay.segment.bytes\" = {value}\n")).unwrap();
+            assert_eq!(
+                BrokerConfig::load(cli(Some(p.clone()))).is_ok(),
+                ok,
+                "{value}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@ clients: confluent-kafka (librdkafka), kafka-python and kcat. A delayed record i
 acknowledged at once, hidden until due, then appended to its partition with a new offset
 and `mq.delay.origin.offset`; exactly once, across kill -9."""
 
+import os
 import time
 
 import pytest
@@ -235,3 +236,53 @@ def test_pending_delays_survive_kill_and_are_released_exactly_once(broker_factor
     released = [r for r in got if "mq.delay.origin.offset" in r["h"]]
     assert len(released) == delayed_n
     assert len({(r["p"], r["h"]["mq.delay.origin.offset"]) for r in released}) == len(released)
+
+
+def delay_segments(data_dir):
+    """(apparent, allocated) bytes of the delay store's sealed segments."""
+    d = os.path.join(data_dir, "__delay")
+    apparent = allocated = 0
+    for name in os.listdir(d):
+        if name.endswith(".delay") and "-" in name:
+            st = os.stat(os.path.join(d, name))
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+    return apparent, allocated
+
+
+def test_done_delays_give_their_disk_back_while_long_ones_wait(broker_factory):
+    """Short delays with a few long ones among them: once the short ones are out, their
+    bytes are punched out of the store's segments, which the long ones keep alive; the
+    long ones are still released exactly once, after a kill -9 and a restart that
+    rebuilds the timing wheel by reading those segments."""
+    from conftest import write_toml
+    b = broker_factory(config={"mq.delay.segment.bytes": 1 << 20})
+    topic = new_topic(b.bootstrap, "delay-holes", partitions=1)
+    n, every = 5000, 250
+    long_due = now_ms() + 25_000
+    value = b"x" * 1000
+    recs = []
+    for i in range(n):
+        header = (("mq.deliver.at", str(long_due).encode()) if i % every == 0
+                  else ("mq.delay.ms", b"1000"))
+        recs.append({"value": b"%05d" % i + value, "partition": 0, "headers": [header]})
+    log = cf_produce(b.bootstrap, topic, recs, conf={"linger.ms": 20}, flush_timeout=60)
+    assert not log.errors and len(log.ok) == n
+    n_long = len(range(0, n, every))
+    wait_until(lambda: watermarks(b.bootstrap, topic, [0])[0][1] >= 2 * n - n_long, 30,
+               what="the short delays released")
+    apparent, _ = delay_segments(b.data_dir)
+    assert apparent >= 4 << 20, f"only {apparent} bytes in sealed segments"
+    wait_until(lambda: delay_segments(b.data_dir)[1] < apparent // 4, 15,
+               what="the released records' bytes punched out of the delay segments")
+    assert now_ms() < long_due - 3000, "the machine was too slow to restart before the long delays"
+
+    # A longer maximum delay makes the restart build a new wheel from the segments.
+    b.config["mq.delay.max.ms"] = 2 * 3456000000
+    write_toml(b.config_path, b.config)
+    b.restart(hard=True)
+    got = read_all(b.bootstrap, topic, [0], expected=n, timeout=60, settle=1.0)
+    values = [r["v"][:5] for r in got]
+    assert len(values) == n and len(set(values)) == n, "every record exactly once"
+    late = [r for r in got if int(r["v"][:5]) % every == 0]
+    assert len(late) == n_long and all(r["at"] >= long_due for r in late)

@@ -53,6 +53,8 @@ pub const LEVELS_MS: [i64; 18] = {
 
 /// Broker setting: the furthest a record may be delayed (Sluice's; 40 days).
 pub const MAX_DELAY_SETTING: &str = "mq.delay.max.ms";
+/// Broker setting: the length at which the delay store starts a new segment file.
+pub const SEGMENT_BYTES_SETTING: &str = "mq.delay.segment.bytes";
 
 /// Whether a header is one of the three delay headers (removed on release).
 pub fn is_delay_header(key: &[u8]) -> bool {

@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use sluice_storage::record::{parse_one, BatchBuilder};
 use uuid::Uuid;
 
 use super::split::Delayed;
-use super::store::{Entry, Head, NewEntry, State, Store};
+use super::store::{reclaim, Entry, Head, NewEntry, State, Store};
 use super::{is_delay_header, retry, ORIGIN_OFFSET};
 use crate::metrics::Metrics;
 use crate::partitions::{Partition, ReplicaManager};
@@ -55,6 +55,8 @@ const BATCH_BYTES: usize = 1 << 20;
 /// A release that failed (its partition refused the append) is tried again this late.
 const RETRY_MS: i64 = 1_000;
 const CHECKPOINT_FILE: &str = "timer.json";
+/// When each sealed segment of the store is next worth a reclaim pass.
+const RECLAIM_FILE: &str = "reclaim.json";
 /// The checkpoint on disk lags the timer by at most this many seconds (Kafka writes its
 /// own recovery checkpoints once a minute): at most this much is walked again after a
 /// restart.
@@ -165,25 +167,50 @@ impl Inner {
     }
 }
 
-/// Writes the checkpoint and deletes collected segments on a thread of its own: an
-/// fsync or an unlink can wait hundreds of milliseconds on the journal while the page
-/// cache is written back, and releases must not wait with it.
+/// Writes the checkpoint, deletes collected segments and punches done entries out of
+/// the sealed ones ([`reclaim`]) on a thread of its own: an fsync or an unlink can wait
+/// hundreds of milliseconds on the journal while the page cache is written back, and
+/// releases must not wait with it.
 #[derive(Debug)]
 struct Persister {
     dir: PathBuf,
     producer_id: i64,
     latest: AtomicI64,
     doomed: Mutex<Vec<PathBuf>>,
+    /// Sealed segments to look at for the first time.
+    sealed: Mutex<Vec<PathBuf>>,
+    /// Sealed segments by the checkpoint second at which a pass over them is next due
+    /// (i64::MAX: none). Only the persister's thread uses it. Kept in [`RECLAIM_FILE`],
+    /// so that a restart does not read every sealed segment again to learn it.
+    reclaim_at: Mutex<HashMap<PathBuf, i64>>,
+    /// The earliest of those seconds (i64::MAX: none), for the timer to ask at.
+    next_reclaim_s: AtomicI64,
+    /// Passes made over segments since the start.
+    reclaim_passes: AtomicU64,
     busy: AtomicBool,
 }
 
 impl Persister {
-    fn request(self: &Arc<Self>, done_through_s: i64, doomed: Vec<PathBuf>) {
+    fn new(dir: &Path, checkpoint: &Checkpoint) -> Persister {
+        let reclaim_at = read_reclaim_schedule(dir);
+        let next = reclaim_at.values().copied().min().unwrap_or(i64::MAX);
+        Persister {
+            dir: dir.to_owned(),
+            producer_id: checkpoint.producer_id,
+            latest: AtomicI64::new(checkpoint.done_through_s),
+            doomed: Mutex::new(Vec::new()),
+            sealed: Mutex::new(Vec::new()),
+            reclaim_at: Mutex::new(reclaim_at),
+            next_reclaim_s: AtomicI64::new(next),
+            reclaim_passes: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn request(self: &Arc<Self>, done_through_s: i64, doomed: Vec<PathBuf>, sealed: Vec<PathBuf>) {
         self.latest.fetch_max(done_through_s, Ordering::AcqRel);
-        self.doomed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(doomed);
+        lock(&self.doomed).extend(doomed);
+        lock(&self.sealed).extend(sealed);
         if self.busy.swap(true, Ordering::AcqRel) {
             return; // the running writer picks this up
         }
@@ -198,28 +225,115 @@ impl Persister {
                 producer_id: self.producer_id,
                 done_through_s: done,
             };
-            if let Err(e) = checkpoint.write(&self.dir) {
-                tracing::error!(error = %e, "writing the delay timer's checkpoint");
-            }
-            let doomed =
-                std::mem::take(&mut *self.doomed.lock().unwrap_or_else(|p| p.into_inner()));
+            let written = match checkpoint.write(&self.dir) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "writing the delay timer's checkpoint");
+                    false
+                }
+            };
+            let doomed = std::mem::take(&mut *lock(&self.doomed));
+            let mut reclaim_at = lock(&self.reclaim_at);
+            let before = reclaim_at.clone();
             for path in doomed {
+                reclaim_at.remove(&path);
                 if let Err(e) = std::fs::remove_file(&path) {
                     tracing::error!(path = %path.display(), error = %e, "deleting a delay segment");
                 }
             }
+            // A segment is first looked at when it is sealed: nothing in it may be done
+            // yet, but the pass finds when half of it will be.
+            for path in std::mem::take(&mut *lock(&self.sealed)) {
+                reclaim_at.entry(path).or_insert(i64::MIN);
+            }
+            // Only entries before a checkpoint on disk are punched: after a crash the
+            // timer starts from that checkpoint and never walks back past it.
+            if written {
+                self.reclaim_due(&mut reclaim_at, done);
+            }
+            let next = reclaim_at.values().copied().min().unwrap_or(i64::MAX);
+            self.next_reclaim_s.store(next, Ordering::Release);
+            if *reclaim_at != before {
+                if let Err(e) = write_reclaim_schedule(&self.dir, &reclaim_at) {
+                    // A restart then looks at the segments again: a cost, not a loss.
+                    tracing::warn!(error = %e, "writing the delay store's reclaim schedule");
+                }
+            }
+            drop(reclaim_at);
             self.busy.store(false, Ordering::Release);
             let more = self.latest.load(Ordering::Acquire) > done
-                || !self
-                    .doomed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .is_empty();
+                || !lock(&self.doomed).is_empty()
+                || !lock(&self.sealed).is_empty();
             if !more || self.busy.swap(true, Ordering::AcqRel) {
                 return;
             }
         }
     }
+
+    /// Makes the passes due by checkpoint second `done`.
+    fn reclaim_due(&self, reclaim_at: &mut HashMap<PathBuf, i64>, done: i64) {
+        let due: Vec<PathBuf> = reclaim_at
+            .iter()
+            .filter(|(_, at)| **at <= done)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            self.reclaim_passes.fetch_add(1, Ordering::Relaxed);
+            match reclaim(&path, done) {
+                Ok(r) => {
+                    if r.bytes > 0 {
+                        tracing::info!(path = %path.display(), bytes = r.bytes, "reclaimed the done records of a delay segment");
+                    }
+                    let next = r.next_at_s.map_or(i64::MAX, |at| at.max(done + 1));
+                    reclaim_at.insert(path, next);
+                }
+                Err(e) => {
+                    // Left as it is: it is deleted once all of it is done, as before.
+                    tracing::warn!(path = %path.display(), error = %e, "could not reclaim the done records of a delay segment");
+                    reclaim_at.insert(path, i64::MAX);
+                }
+            }
+        }
+    }
+
+    /// Whether a pass over some sealed segment is due by checkpoint second `done`.
+    fn reclaim_due_by(&self, done: i64) -> bool {
+        self.next_reclaim_s.load(Ordering::Acquire) <= done
+    }
+}
+
+/// The reclaim schedule of the segments that still exist; empty if unreadable (each
+/// segment is then looked at again).
+fn read_reclaim_schedule(dir: &Path) -> HashMap<PathBuf, i64> {
+    let read = durable::read_optional(&dir.join(RECLAIM_FILE)).and_then(|b| {
+        b.map(|b| serde_json::from_slice::<BTreeMap<String, i64>>(&b).map_err(io::Error::other))
+            .transpose()
+    });
+    match read {
+        Ok(schedule) => schedule
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, at)| (dir.join(name), at))
+            .filter(|(path, _)| path.exists())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the delay store's reclaim schedule");
+            HashMap::new()
+        }
+    }
+}
+
+fn write_reclaim_schedule(dir: &Path, schedule: &HashMap<PathBuf, i64>) -> io::Result<()> {
+    let by_name: BTreeMap<String, i64> = schedule
+        .iter()
+        .filter_map(|(path, at)| Some((path.file_name()?.to_str()?.to_owned(), *at)))
+        .collect();
+    let json = serde_json::to_vec(&by_name).map_err(io::Error::other)?;
+    durable::write_atomically(&dir.join(RECLAIM_FILE), &json)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Debug)]
@@ -354,6 +468,7 @@ impl DelayTimer {
         dir: &Path,
         checkpoint: Checkpoint,
         max_delay_ms: i64,
+        segment_bytes: u64,
         replicas: &ReplicaManager,
         now_ms: i64,
         metrics: Arc<Metrics>,
@@ -361,7 +476,7 @@ impl DelayTimer {
         // Chain seconds run up to two past the due second; the wheel must be longer
         // than any delay, so that a slot never holds two rounds of pending records.
         let slots = (max_delay_ms.max(0) as u64).div_ceil(1_000) + 3;
-        let store = Store::open(dir, slots)?;
+        let store = Store::open(dir, slots, segment_bytes)?;
         settle_releasing(&store, &checkpoint, replicas, now_ms)?;
         checkpoint.write(dir)?;
         let at_start = AtStart {
@@ -373,13 +488,7 @@ impl DelayTimer {
                 .collect(),
         };
         Ok(DelayTimer {
-            persister: Arc::new(Persister {
-                dir: dir.to_owned(),
-                producer_id: checkpoint.producer_id,
-                latest: AtomicI64::new(checkpoint.done_through_s),
-                doomed: Mutex::new(Vec::new()),
-                busy: AtomicBool::new(false),
-            }),
+            persister: Arc::new(Persister::new(dir, &checkpoint)),
             producer_id: checkpoint.producer_id,
             max_delay_ms,
             inner: Mutex::new(Inner {
@@ -568,10 +677,15 @@ impl DelayTimer {
         let next_due = inner.staged.keys().next().map_or(i64::MAX, |k| k.0);
         if done > inner.checkpointed_s {
             let collected = inner.store.collect(done);
-            if !collected.is_empty() || done - inner.checkpointed_s >= CHECKPOINT_LAG_MAX_S {
+            if !collected.is_empty()
+                || done - inner.checkpointed_s >= CHECKPOINT_LAG_MAX_S
+                || inner.store.has_newly_sealed()
+                || self.persister.reclaim_due_by(done)
+            {
                 inner.checkpointed_s = done;
+                let sealed = inner.store.take_newly_sealed();
                 drop(inner);
-                self.persister.request(done, collected);
+                self.persister.request(done, collected, sealed);
             }
         }
         Ok(next_stage.min(next_due))
@@ -747,6 +861,7 @@ mod tests {
 #[cfg(test)]
 mod recovery_tests {
     use super::*;
+    use crate::delay::store::DEFAULT_SEGMENT_BYTES;
     use crate::delay::{DELAY_MS, DELIVER_AT};
     use crate::test_images;
     use sluice_raft::MetadataImage;
@@ -812,11 +927,24 @@ mod recovery_tests {
     }
 
     fn open_at(dir: &Path, r: &ReplicaManager, now: i64) -> DelayTimer {
+        open_with(dir, r, now, DEFAULT_SEGMENT_BYTES)
+    }
+
+    fn open_with(dir: &Path, r: &ReplicaManager, now: i64, segment_bytes: u64) -> DelayTimer {
         let checkpoint = Checkpoint::read(dir).unwrap().unwrap_or(Checkpoint {
             producer_id: 500,
             done_through_s: NOW / 1_000,
         });
-        DelayTimer::open(dir, checkpoint, 60_000, r, now, Arc::default()).unwrap()
+        DelayTimer::open(
+            dir,
+            checkpoint,
+            60_000,
+            segment_bytes,
+            r,
+            now,
+            Arc::default(),
+        )
+        .unwrap()
     }
 
     /// (value, origin offset) of every record in the partition, in offset order.
@@ -866,6 +994,63 @@ mod recovery_tests {
         let positions = scheduled.positions().to_vec();
         scheduled.settle(log.log_end_offset());
         positions
+    }
+
+    /// Once the checkpoint is past them, released records are punched out of the sealed
+    /// segments a longer delay keeps; when each segment is next worth a pass outlives a
+    /// restart, which then reads none of them again.
+    #[test]
+    fn released_records_give_their_disk_back_and_the_schedule_is_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (r, p) = replicas(dir.path());
+        let d = dir.path().join("d");
+        let timer = open_with(&d, &r, NOW, 16 << 10);
+        produce(&timer, &p, 150, NOW + 1_000);
+        produce(&timer, &p, 1, NOW + 30_000);
+        produce(&timer, &p, 300, NOW + 1_000);
+        let sealed = || -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().ends_with(".delay"))
+                .filter(|p| p.file_name().unwrap().to_string_lossy().contains('-'))
+                .collect();
+            v.sort();
+            v
+        };
+        let bytes = || -> (u64, u64) {
+            let meta: Vec<_> = sealed().iter().map(|p| p.metadata().unwrap()).collect();
+            (
+                meta.iter().map(|m| m.len()).sum(),
+                meta.iter().map(|m| m.blocks() * 512).sum(),
+            )
+        };
+        assert!(bytes().0 >= 32 << 10, "{:?}", bytes());
+        for now in [NOW + 1_000, NOW + 2_000, NOW + 3_000] {
+            tick(&timer, &r, now);
+        }
+        assert_eq!(released(&p).len(), 450);
+        // The segment holding the long one stays, mostly holes.
+        let (apparent, allocated) = bytes();
+        assert!(apparent >= 16 << 10, "{apparent}");
+        assert!(allocated < apparent / 2, "{allocated} of {apparent}");
+        let schedule = read_reclaim_schedule(&d);
+        assert_eq!(
+            schedule.keys().cloned().collect::<BTreeSet<_>>(),
+            sealed().into_iter().collect()
+        );
+        assert!(schedule.values().all(|at| *at == i64::MAX), "{schedule:?}");
+        drop(timer);
+        let timer = open_with(&d, &r, NOW + 3_000, 16 << 10);
+        tick(&timer, &r, NOW + 4_000);
+        assert_eq!(timer.persister.reclaim_passes.load(Ordering::Relaxed), 0);
+        for now in [NOW + 30_000, NOW + 31_000] {
+            tick(&timer, &r, now);
+        }
+        assert_eq!(released(&p).len(), 451);
+        assert!(sealed().is_empty(), "all done: deleted");
+        assert!(read_reclaim_schedule(&d).is_empty());
     }
 
     /// An accepted record is released even when its release batch is larger than the
