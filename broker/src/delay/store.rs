@@ -18,9 +18,9 @@
 //! **Holes.** A sealed segment is deleted once every entry in it is done, so one long
 //! delay would keep a whole segment of short ones on disk. [`reclaim`] turns runs of
 //! done entries (chained before the durable checkpoint) into holes: the run's first
-//! entry keeps its length and state fields, now the run's length and [`HOLE`], and the
-//! rest is punched out of the file (`FALLOC_FL_PUNCH_HOLE`), so positions do not move.
-//! A chain walk that meets a hole has met an older round, and stops, as it would have.
+//! entry is marked [`HOLE`] and given the run's length (see [`scan`]), and the rest is
+//! punched out of the file (`FALLOC_FL_PUNCH_HOLE`), so positions do not move. A chain
+//! walk that meets a hole has met an older round, and stops, as it would have.
 //!
 //! An entry is chained to the slot of its *chain second*, which is its due second unless
 //! that second was already staged by the timer (then the next unstaged one). A slot
@@ -234,27 +234,51 @@ fn segment_name(base: u64, sealed_max_chain: Option<i64>) -> String {
     }
 }
 
-/// Reads the entries of a file from its start, calling `each` with their heads, and
+/// What a walk over a segment's bytes meets.
+enum Item<'a> {
+    Entry(&'a Head),
+    Hole,
+}
+
+/// The check of a hole's length: a torn write of the length fails it.
+fn hole_check(hole_bytes: u64) -> u32 {
+    crc32c::crc32c_append(
+        crc32c::crc32c(b"sluice delay hole"),
+        &hole_bytes.to_be_bytes(),
+    )
+}
+
+/// Reads the entries of a file from its start, calling `each` with what it meets, and
 /// returns where the last whole entry with a good CRC ends (a torn tail starts there).
 /// Holes are stepped over where `holes` allows them (sealed segments only: in the active
 /// segment such bytes are a torn tail).
+///
+/// A hole is an entry whose state is [`HOLE`]. Bytes 9..17 (where `prev` was) hold the
+/// hole's whole length, 17..21 (the CRC) [`hole_check`] of it; the length field and
+/// bytes 0..21 are never punched. Until that length is written whole, which
+/// [`reclaim`] does before it punches anything, the hole is the entry alone.
 fn scan(
     file: &File,
     base: u64,
     size: u64,
     holes: bool,
-    mut each: impl FnMut(&Head),
+    mut each: impl FnMut(u64, Item<'_>),
 ) -> io::Result<u64> {
     let mut at = 0u64;
-    let mut len_state = [0u8; 5];
+    let mut fixed = [0u8; CRC_FROM];
     while at + FIXED as u64 <= size {
-        file.read_exact_at(&mut len_state, at)?;
-        let len = u32_at(&len_state, 0) as u64;
+        file.read_exact_at(&mut fixed, at)?;
+        let len = u32_at(&fixed, 0) as u64;
         if len < (FIXED - 4) as u64 || at + 4 + len > size {
             break;
         }
-        if holes && len_state[4] == HOLE {
-            at += 4 + len;
+        if holes && fixed[4] == HOLE {
+            let widened = u64_at(&fixed, 9);
+            let whole = u32_at(&fixed, 17) == hole_check(widened)
+                && widened >= 4 + len
+                && at + widened <= size;
+            each(at, Item::Hole);
+            at += if whole { widened } else { 4 + len };
             continue;
         }
         let mut b = vec![0u8; 4 + len as usize];
@@ -262,7 +286,7 @@ fn scan(
         if crc32c::crc32c(&b[CRC_FROM..]) != u32_at(&b, 17) {
             break;
         }
-        each(&parse_head(base + at, &b));
+        each(at, Item::Entry(&parse_head(base + at, &b)));
         at += 4 + len;
     }
     Ok(at)
@@ -284,70 +308,67 @@ pub struct Reclaimed {
 /// Punches the runs of done entries (chained before `done_through_s`, a checkpoint
 /// already on disk) out of the sealed segment at `path`. Run off the release path: the
 /// timer never reads or writes an entry chained before its checkpoint again, except the
-/// first of an older round, where a chain walk stops, as it stops at a hole.
+/// first of an older round, where a chain walk stops, as it stops at a hole (whose
+/// chain second reads 0 once punched).
 pub fn reclaim(path: &Path, done_through_s: i64) -> io::Result<Reclaimed> {
+    const NOTHING: Reclaimed = Reclaimed {
+        bytes: 0,
+        next_at_s: None,
+    };
     if PUNCH_UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(Reclaimed {
-            bytes: 0,
-            next_at_s: None,
-        });
+        return Ok(NOTHING);
     }
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let size = file.metadata()?.len();
-    // Runs to make holes of: (start, end, whether the start is a hole already).
-    let mut runs: Vec<(u64, u64, bool)> = Vec::new();
-    // The open run: (start, starts with a hole, holds done entries not yet punched).
-    let mut run: Option<(u64, bool, bool)> = None;
-    let mut close = |run: &mut Option<(u64, bool, bool)>, end: u64| {
-        if let Some((start, was_hole, fresh)) = run.take() {
-            if fresh && end - start >= HOLE_MIN_BYTES {
-                runs.push((start, end, was_hole));
+    // Runs of done entries, (start, end): a hole already made ends a run, and is never
+    // written again (a torn rewrite of its length could not fall back to its entry).
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut run: Option<(u64, u64)> = None;
+    let mut close = |run: &mut Option<(u64, u64)>| {
+        if let Some((start, end)) = run.take() {
+            if end - start >= HOLE_MIN_BYTES {
+                runs.push((start, end));
             }
         }
     };
     // Bytes still live, by chain second.
     let mut live: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut head = [0u8; 37];
-    let mut at = 0u64;
-    while at + FIXED as u64 <= size {
-        file.read_exact_at(&mut head, at)?;
-        let len = u32_at(&head, 0) as u64;
-        if len < (FIXED - 4) as u64 || at + 4 + len > size {
-            break; // not an entry: leave the rest as it is
-        }
-        let hole = head[4] == HOLE;
-        let chain_s = i64_at(&head, 29);
-        if hole || chain_s < done_through_s {
+    // Entries are CRC-checked: the walk stops at bytes that are not whole entries (a
+    // sealed segment not yet written back when the machine stopped).
+    scan(&file, 0, size, true, |at, item| match item {
+        Item::Entry(h) if h.chain_s < done_through_s => {
+            let end = at + 4 + h.len as u64;
             match &mut run {
-                None => run = Some((at, hole, !hole)),
-                Some((_, _, fresh)) => *fresh |= !hole,
+                Some((_, e)) => *e = end,
+                None => run = Some((at, end)),
             }
-        } else {
-            close(&mut run, at);
-            *live.entry(chain_s).or_default() += 4 + len;
         }
-        at += 4 + len;
-    }
-    close(&mut run, at);
+        Item::Entry(h) => {
+            close(&mut run);
+            *live.entry(h.chain_s).or_default() += 4 + h.len as u64;
+        }
+        Item::Hole => close(&mut run),
+    })?;
+    close(&mut run);
 
-    // Each run's first entry becomes its hole: its state first (its own length still
-    // steps over it alone), then, once that is on disk, its length; the run is punched
-    // only after both are, so a scan never reads punched bytes as an entry.
+    // Each run's first entry becomes its hole: its state first, then (once that is on
+    // disk) its whole length and that length's check, then (once those are) the punch.
+    // A crash between any two steps leaves what a scan reads correctly.
     let mut bytes = 0;
     if !runs.is_empty() {
-        for (start, _, was_hole) in &runs {
-            if !was_hole {
-                file.write_all_at(&[HOLE], start + 4)?;
-            }
+        for (start, _) in &runs {
+            file.write_all_at(&[HOLE], start + 4)?;
         }
         file.sync_data()?;
-        for (start, end, _) in &runs {
-            let len = u32::try_from(end - start - 4).map_err(|_| invalid("hole too long"))?;
-            file.write_all_at(&len.to_be_bytes(), *start)?;
+        for (start, end) in &runs {
+            let mut widened = [0u8; 12];
+            widened[..8].copy_from_slice(&(end - start).to_be_bytes());
+            widened[8..].copy_from_slice(&hole_check(end - start).to_be_bytes());
+            file.write_all_at(&widened, start + 9)?;
         }
         file.sync_data()?;
-        for (start, end, _) in &runs {
-            let from = start + 8;
+        for (start, end) in &runs {
+            let from = start + CRC_FROM as u64;
             let punched = nix::fcntl::fallocate(
                 &file,
                 nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
@@ -356,28 +377,24 @@ pub fn reclaim(path: &Path, done_through_s: i64) -> io::Result<Reclaimed> {
                 (end - from) as i64,
             );
             match punched {
-                Ok(()) => {}
-                // The holes stand (skipped by scans); their bytes stay until the
-                // segment is deleted, as they did before holes.
+                Ok(()) => bytes += end - start,
+                // The holes stand (scans step over them); their bytes stay until the
+                // segment is deleted, as before holes.
                 Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOSYS) => {
                     if !PUNCH_UNSUPPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         tracing::info!("the filesystem cannot punch holes: delay segments are kept whole until all of each is done");
                     }
-                    return Ok(Reclaimed {
-                        bytes: 0,
-                        next_at_s: None,
-                    });
+                    return Ok(NOTHING);
                 }
                 Err(e) => return Err(e.into()),
             }
-            bytes += end - start;
         }
     }
 
     let live_bytes: u64 = live.values().sum();
-    let worth = RECLAIM_MIN_BYTES.min(size / 8);
+    let worth = RECLAIM_MIN_BYTES.min(size / 8).max(1);
     let mut next_at_s = None;
-    if live_bytes / 2 >= worth.max(1) {
+    if live_bytes / 2 >= worth {
         let mut seen = 0;
         for (second, b) in &live {
             seen += b;
@@ -428,8 +445,10 @@ impl Store {
         let mut torn = false;
         for (base, seg) in segments.iter_mut().filter(|(_, s)| !s.sealed) {
             let mut max = -1;
-            let end = scan(&seg.file, *base, seg.size, false, |h| {
-                max = max.max(h.chain_s)
+            let end = scan(&seg.file, *base, seg.size, false, |_, item| {
+                if let Item::Entry(h) = item {
+                    max = max.max(h.chain_s)
+                }
             })?;
             if end < seg.size {
                 tracing::warn!(path = %seg.path.display(), from = end, "cutting a torn tail");
@@ -474,9 +493,11 @@ impl Store {
     fn relink(&mut self) -> io::Result<()> {
         let mut live = Vec::new();
         for (base, seg) in &self.segments {
-            scan(&seg.file, *base, seg.size, seg.sealed, |h| {
-                if h.state.is_live() {
-                    live.push((h.pos, h.chain_s));
+            scan(&seg.file, *base, seg.size, seg.sealed, |_, item| {
+                if let Item::Entry(h) = item {
+                    if h.state.is_live() {
+                        live.push((h.pos, h.chain_s));
+                    }
                 }
             })?;
         }
@@ -941,10 +962,11 @@ mod tests {
         assert_eq!(s.end(), s.segments.values().map(|g| g.size).sum::<u64>());
     }
 
-    /// A crash may leave a run's first entry marked a hole with its own length still in
-    /// place (the run not punched): a scan steps over that one entry.
+    /// A crash may leave a run's first entry marked a hole with its widened length torn
+    /// (written in part, so its check fails): the hole is then that entry alone, whose
+    /// bytes were not punched, and the entries after it are still found.
     #[test]
-    fn a_hole_marked_but_not_yet_widened_is_one_entry() {
+    fn a_hole_whose_length_is_torn_is_its_entry_alone() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path(), 100, 4 << 10).unwrap();
         let record = vec![1u8; 1000];
@@ -955,8 +977,12 @@ mod tests {
         }
         s.set_state(a, State::Released, 0).unwrap();
         let (base, seg) = s.segment_of(a).unwrap();
-        assert!(seg.sealed);
+        assert!(seg.sealed && b < base + seg.size);
+        // A length that would step over b too, with a check that does not match it.
+        let mut torn = [0u8; 12];
+        torn[..8].copy_from_slice(&(b + 4 + 76 + 1 + 1000 - a).to_be_bytes());
         seg.file.write_all_at(&[HOLE], a - base + 4).unwrap();
+        seg.file.write_all_at(&torn, a - base + 9).unwrap();
         drop(s);
         let s = Store::open(dir.path(), 150, 4 << 10).unwrap();
         assert_eq!(positions(&s, 50), [b]);

@@ -61,6 +61,11 @@ const RECLAIM_FILE: &str = "reclaim.json";
 /// own recovery checkpoints once a minute): at most this much is walked again after a
 /// restart.
 pub const CHECKPOINT_LAG_MAX_S: i64 = 60;
+/// A reclaim pass due (or a segment sealed) has the checkpoint written once it lags
+/// this much: each such write costs fsyncs too.
+const RECLAIM_LAG_S: i64 = 10;
+/// Passes made per round of the checkpoint's writer, between checkpoint writes.
+const RECLAIM_PASSES_PER_ROUND: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -176,6 +181,8 @@ struct Persister {
     dir: PathBuf,
     producer_id: i64,
     latest: AtomicI64,
+    /// The checkpoint on disk: only entries chained before it are punched.
+    on_disk_s: AtomicI64,
     doomed: Mutex<Vec<PathBuf>>,
     /// Sealed segments to look at for the first time.
     sealed: Mutex<Vec<PathBuf>>,
@@ -198,6 +205,8 @@ impl Persister {
             dir: dir.to_owned(),
             producer_id: checkpoint.producer_id,
             latest: AtomicI64::new(checkpoint.done_through_s),
+            // `DelayTimer::open` writes it before this is made.
+            on_disk_s: AtomicI64::new(checkpoint.done_through_s),
             doomed: Mutex::new(Vec::new()),
             sealed: Mutex::new(Vec::new()),
             reclaim_at: Mutex::new(reclaim_at),
@@ -221,36 +230,35 @@ impl Persister {
     fn run(&self) {
         loop {
             let done = self.latest.load(Ordering::Acquire);
-            let checkpoint = Checkpoint {
-                producer_id: self.producer_id,
-                done_through_s: done,
-            };
-            let written = match checkpoint.write(&self.dir) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "writing the delay timer's checkpoint");
-                    false
+            if done > self.on_disk_s.load(Ordering::Acquire) {
+                let checkpoint = Checkpoint {
+                    producer_id: self.producer_id,
+                    done_through_s: done,
+                };
+                match checkpoint.write(&self.dir) {
+                    Ok(()) => self.on_disk_s.store(done, Ordering::Release),
+                    Err(e) => tracing::error!(error = %e, "writing the delay timer's checkpoint"),
                 }
-            };
-            let doomed = std::mem::take(&mut *lock(&self.doomed));
+            }
             let mut reclaim_at = lock(&self.reclaim_at);
             let before = reclaim_at.clone();
-            for path in doomed {
+            // A segment is first looked at once sealed: nothing in it may be done yet,
+            // but the pass finds when half of it will be. (Before the deletions: a
+            // segment may be sealed and collected in one request.)
+            for path in std::mem::take(&mut *lock(&self.sealed)) {
+                reclaim_at.entry(path).or_insert(i64::MIN);
+            }
+            for path in std::mem::take(&mut *lock(&self.doomed)) {
                 reclaim_at.remove(&path);
                 if let Err(e) = std::fs::remove_file(&path) {
                     tracing::error!(path = %path.display(), error = %e, "deleting a delay segment");
                 }
             }
-            // A segment is first looked at when it is sealed: nothing in it may be done
-            // yet, but the pass finds when half of it will be.
-            for path in std::mem::take(&mut *lock(&self.sealed)) {
-                reclaim_at.entry(path).or_insert(i64::MIN);
-            }
-            // Only entries before a checkpoint on disk are punched: after a crash the
-            // timer starts from that checkpoint and never walks back past it.
-            if written {
-                self.reclaim_due(&mut reclaim_at, done);
-            }
+            // Only entries before the checkpoint on disk are punched: after a crash the
+            // timer starts from that checkpoint and never walks back past it. (An older
+            // one, if this write failed: a full disk is when holes matter most.)
+            let on_disk = self.on_disk_s.load(Ordering::Acquire);
+            let passes_left = self.reclaim_due(&mut reclaim_at, on_disk);
             let next = reclaim_at.values().copied().min().unwrap_or(i64::MAX);
             self.next_reclaim_s.store(next, Ordering::Release);
             if *reclaim_at != before {
@@ -261,7 +269,8 @@ impl Persister {
             }
             drop(reclaim_at);
             self.busy.store(false, Ordering::Release);
-            let more = self.latest.load(Ordering::Acquire) > done
+            let more = passes_left
+                || self.latest.load(Ordering::Acquire) > done
                 || !lock(&self.doomed).is_empty()
                 || !lock(&self.sealed).is_empty();
             if !more || self.busy.swap(true, Ordering::AcqRel) {
@@ -270,14 +279,17 @@ impl Persister {
         }
     }
 
-    /// Makes the passes due by checkpoint second `done`.
-    fn reclaim_due(&self, reclaim_at: &mut HashMap<PathBuf, i64>, done: i64) {
-        let due: Vec<PathBuf> = reclaim_at
+    /// Makes up to [`RECLAIM_PASSES_PER_ROUND`] of the passes due by checkpoint second
+    /// `done`; returns whether more are due.
+    fn reclaim_due(&self, reclaim_at: &mut HashMap<PathBuf, i64>, done: i64) -> bool {
+        let mut due: Vec<(i64, PathBuf)> = reclaim_at
             .iter()
             .filter(|(_, at)| **at <= done)
-            .map(|(p, _)| p.clone())
+            .map(|(p, at)| (*at, p.clone()))
             .collect();
-        for path in due {
+        due.sort();
+        let more = due.len() > RECLAIM_PASSES_PER_ROUND;
+        for (_, path) in due.into_iter().take(RECLAIM_PASSES_PER_ROUND) {
             self.reclaim_passes.fetch_add(1, Ordering::Relaxed);
             match reclaim(&path, done) {
                 Ok(r) => {
@@ -294,6 +306,7 @@ impl Persister {
                 }
             }
         }
+        more
     }
 
     /// Whether a pass over some sealed segment is due by checkpoint second `done`.
@@ -677,10 +690,11 @@ impl DelayTimer {
         let next_due = inner.staged.keys().next().map_or(i64::MAX, |k| k.0);
         if done > inner.checkpointed_s {
             let collected = inner.store.collect(done);
+            let lag = done - inner.checkpointed_s;
+            let reclaim = inner.store.has_newly_sealed() || self.persister.reclaim_due_by(done);
             if !collected.is_empty()
-                || done - inner.checkpointed_s >= CHECKPOINT_LAG_MAX_S
-                || inner.store.has_newly_sealed()
-                || self.persister.reclaim_due_by(done)
+                || lag >= CHECKPOINT_LAG_MAX_S
+                || (reclaim && lag >= RECLAIM_LAG_S)
             {
                 inner.checkpointed_s = done;
                 let sealed = inner.store.take_newly_sealed();
