@@ -308,6 +308,7 @@ pub fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::Long { .. } => 5,
         ConfigKind::Int { .. } => 3,
         ConfigKind::OneOf(_) => 2,
+        ConfigKind::ListOf(_) => 7,
     }
 }
 
@@ -400,6 +401,19 @@ pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveCo
         })
         .chain(retry_configs.into_iter().flatten())
         .collect()
+}
+
+/// A topic config's value where the topic does not set it: the broker's setting, else
+/// Kafka's default.
+pub fn default_topic_config(b: &Broker, name: &str) -> String {
+    let Some(def) = topic_config_def(name) else {
+        return String::new();
+    };
+    b.config
+        .log_defaults
+        .get(def.broker_name)
+        .cloned()
+        .unwrap_or_else(|| def.default.to_owned())
 }
 
 /// The topic to alter the configs of: it must exist and must not be a view.

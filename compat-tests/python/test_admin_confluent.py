@@ -304,6 +304,54 @@ def test_incremental_alter_configs(bootstrap):
     assert err_code(fut) == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_append_and_subtract_on_a_list_config(bootstrap):
+    """cleanup.policy is a LIST, as in Kafka: APPEND adds items not already there,
+    SUBTRACT takes them out (to the empty list: keep everything); other configs refuse
+    both with Kafka's message. Sluice does not compact, so "compact" is refused."""
+    a = admin(bootstrap)
+    topic = create_topic(bootstrap, uniq("adm-list"), partitions=1)
+
+    def op(kind, name, value):
+        res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=kind)])
+        return a.incremental_alter_configs([res], request_timeout=T)[res]
+
+    def policy():
+        return describe_topic_configs(a, topic)["cleanup.policy"].value
+
+    A, S = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
+    for kind, value, want in [(A, "delete", "delete"), (S, "nope", "delete"),
+                              (A, "delete,delete", "delete"), (S, "delete", ""),
+                              (A, "delete", "delete")]:
+        assert op(kind, "cleanup.policy", value).result(RT) is None, (kind, value)
+        assert policy() == want, (kind, value)
+    assert err_code(op(A, "cleanup.policy", "compact")) == KafkaError.INVALID_CONFIG
+    assert policy() == "delete", "a refused APPEND changes nothing"
+    for kind, verb in [(A, "APPEND"), (S, "SUBTRACT")]:
+        with pytest.raises(KafkaException) as ei:
+            op(kind, "retention.ms", "5").result(RT)
+        e = ei.value.args[0]
+        assert e.code() == KafkaError.INVALID_CONFIG
+        assert e.str() == f"Can't {verb} to key retention.ms because its type is not LIST."
+
+
+def test_an_empty_cleanup_policy_keeps_every_segment(broker_factory):
+    """With cleanup.policy empty, retention.ms deletes nothing (Kafka: "An empty list
+    means infinite retention"); with delete back in the list it does."""
+    b = broker_factory(config={"log.retention.check.interval.ms": 200})
+    a = admin(b.bootstrap)
+    topic = create_topic(b.bootstrap, uniq("adm-keep"), partitions=1,
+                         config={"cleanup.policy": "", "retention.ms": "100"})
+    assert not cf_produce(b.bootstrap, topic, [{"value": b"x", "partition": 0}] * 10).errors
+    time.sleep(2.0)
+    assert watermarks(b.bootstrap, topic, [0])[0] == (0, 10), "nothing deleted"
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND)])
+    assert a.incremental_alter_configs([res], request_timeout=T)[res].result(RT) is None
+    wait_until(lambda: watermarks(b.bootstrap, topic, [0])[0] == (10, 10), 15,
+               what="retention to delete the records once cleanup.policy holds delete")
+
+
 def test_alter_configs_legacy(bootstrap):
     """AlterConfigs (API 33) replaces the whole set of dynamic topic configs."""
     a = admin(bootstrap)

@@ -8,9 +8,23 @@ use std::collections::BTreeMap;
 /// How a config value is checked.
 #[derive(Debug, Clone, Copy)]
 pub enum ConfigKind {
-    Long { min: i64 },
-    Int { min: i64 },
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
     OneOf(&'static [&'static str]),
+    /// A comma-separated list (Kafka's LIST type) of these values; empty is a list too.
+    ListOf(&'static [&'static str]),
+}
+
+/// The items of a list-type value: `""` is the empty list.
+pub fn list_items(value: &str) -> Vec<&str> {
+    if value.trim().is_empty() {
+        return Vec::new();
+    }
+    value.split(',').map(str::trim).collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +69,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
         default: "delete",
-        kind: ConfigKind::OneOf(&["delete"]),
+        // Kafka's "compact" is refused: Sluice does not compact. An empty list keeps
+        // every segment (no retention), as in Kafka.
+        kind: ConfigKind::ListOf(&["delete"]),
     },
     TopicConfigDef {
         name: "compression.type",
@@ -145,6 +161,15 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
                 return Err(invalid("not one of the supported values"));
             }
         }
+        ConfigKind::ListOf(values) => {
+            let items = list_items(value);
+            if items.iter().any(|v| v.is_empty()) {
+                return Err(invalid("a list item is empty"));
+            }
+            if !items.iter().all(|v| values.contains(v)) {
+                return Err(invalid("a list item is not one of the supported values"));
+            }
+        }
     }
     Ok(())
 }
@@ -164,6 +189,8 @@ pub struct LogConfig {
     pub index_interval_bytes: usize,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    /// `cleanup.policy` holds `delete`: `retention.ms` and `retention.bytes` apply.
+    pub delete_policy: bool,
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub max_message_bytes: usize,
@@ -198,6 +225,7 @@ impl LogConfig {
             index_interval_bytes: num("index.interval.bytes")? as usize,
             retention_ms: num("retention.ms")?,
             retention_bytes: num("retention.bytes")?,
+            delete_policy: list_items(&get("cleanup.policy")?).contains(&"delete"),
             flush_messages: num("flush.messages")?,
             flush_ms: num("flush.ms")?,
             max_message_bytes: num("max.message.bytes")? as usize,
@@ -230,6 +258,32 @@ mod tests {
         let topic = BTreeMap::from([("segment.bytes".to_owned(), "4096".to_owned())]);
         let c = LogConfig::resolve(&topic, &broker).unwrap();
         assert_eq!((c.retention_ms, c.segment_bytes), (1000, 4096));
+        assert!(c.delete_policy);
+        let keep = BTreeMap::from([("cleanup.policy".to_owned(), "".to_owned())]);
+        assert!(!LogConfig::resolve(&keep, &broker).unwrap().delete_policy);
+    }
+
+    /// `cleanup.policy` is a list, as in Kafka: `delete` (said any number of times) or
+    /// nothing; Kafka's `compact` is not supported here.
+    #[test]
+    fn list_values() {
+        for ok in ["delete", "", " ", " delete , delete"] {
+            assert!(
+                validate_topic_config("cleanup.policy", ok).is_ok(),
+                "{ok:?}"
+            );
+        }
+        for bad in ["compact", "delete,compact", "delete,,", ",", "remove"] {
+            assert!(
+                matches!(
+                    validate_topic_config("cleanup.policy", bad),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(list_items(" a, b ,c"), ["a", "b", "c"]);
+        assert!(list_items("").is_empty());
     }
 
     #[test]

@@ -883,13 +883,15 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Applies `retention.ms` and `retention.bytes`; returns how many segments went.
+    /// Applies `retention.ms` and `retention.bytes` (with `cleanup.policy` `delete`, as
+    /// Kafka does) and drops segments below the log start offset; returns how many
+    /// segments went.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
         if self.recovery_point.retired() {
             return Ok(0);
         }
         let mut deleted = self.delete_segments_below_start()?;
-        if self.config.retention_ms >= 0 {
+        if self.config.delete_policy && self.config.retention_ms >= 0 {
             let cutoff = now_ms - self.config.retention_ms;
             let expired = |s: &Segment| !s.is_empty() && s.max_timestamp < cutoff;
             loop {
@@ -905,7 +907,7 @@ impl PartitionLog {
                 deleted += 1;
             }
         }
-        if self.config.retention_bytes >= 0 {
+        if self.config.delete_policy && self.config.retention_bytes >= 0 {
             let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
             while self.segments.len() > 1 {
                 let first = self.segments.values().next().expect("segment");

@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::delay::retry;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal, RESOURCE_TOPIC};
+use sluice_storage::config::{list_items, topic_config_def, ConfigKind};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
@@ -68,7 +69,9 @@ async fn alter_topic(
     ops: &[AlterableConfig],
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    topics::alterable_topic(&b.image(), name)?;
+    let image = b.image();
+    topics::alterable_topic(&image, name)?;
+    let current = image.topic(name).map(|t| &t.configs);
     let mut set = BTreeMap::new();
     let mut delete = Vec::new();
     for op in ops {
@@ -93,10 +96,27 @@ async fn alter_topic(
             }
             OP_DELETE => delete.push(key),
             OP_APPEND | OP_SUBTRACT => {
-                return Err(Refusal::new(
-                    E::InvalidConfig,
-                    format!("config {key} is not a list: APPEND and SUBTRACT do not apply"),
-                ))
+                let verb = if op.config_operation == OP_APPEND {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                let is_list =
+                    topic_config_def(&key).is_some_and(|d| matches!(d.kind, ConfigKind::ListOf(_)));
+                if !is_list {
+                    return Err(Refusal::new(
+                        E::InvalidConfig,
+                        format!("Can't {verb} to key {key} because its type is not LIST."),
+                    ));
+                }
+                let old = current
+                    .and_then(|c| c.get(&key).cloned())
+                    .unwrap_or_else(|| topics::default_topic_config(b, &key));
+                let given = op.value.as_ref().map_or("", |v| v.as_str());
+                set.insert(
+                    key,
+                    list_operation(&old, given, op.config_operation == OP_APPEND),
+                );
             }
             other => {
                 return Err(Refusal::new(
@@ -119,4 +139,39 @@ async fn alter_topic(
         },
     )
     .await
+}
+
+/// Kafka's APPEND (the given items not already in the list, after it) and SUBTRACT (the
+/// list without the given items) on a list-type value.
+fn list_operation(old: &str, given: &str, append: bool) -> String {
+    let old = list_items(old);
+    let given = list_items(given);
+    let kept = old.iter().filter(|v| append || !given.contains(v));
+    let added = given.iter().filter(|v| append && !old.contains(v));
+    kept.chain(added).copied().collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_operation;
+
+    #[test]
+    fn append_and_subtract_as_kafka_does() {
+        for (old, given, append, want) in [
+            ("delete", "delete", true, "delete"),
+            ("delete", "compact", true, "delete,compact"),
+            ("delete,compact", "compact", false, "delete"),
+            ("delete", "delete", false, ""),
+            ("", "delete", true, "delete"),
+            ("delete", "nope", false, "delete"),
+            ("delete", "delete,delete", true, "delete"),
+            ("", "a,b,a", true, "a,b,a"),
+        ] {
+            assert_eq!(
+                list_operation(old, given, append),
+                want,
+                "{old:?} {given:?} {append}"
+            );
+        }
+    }
 }

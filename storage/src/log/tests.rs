@@ -405,6 +405,16 @@ fn delete_records_and_retention() {
         "the log start offset survives restart"
     );
 
+    // An empty cleanup.policy keeps every segment, whatever the retention settings.
+    let segments = log.segment_count();
+    log.set_config(LogConfig {
+        retention_bytes: 1500,
+        retention_ms: 1000,
+        delete_policy: false,
+        ..small_config()
+    });
+    assert_eq!(log.enforce_retention(10_000_000).unwrap(), 0);
+    assert_eq!(log.segment_count(), segments);
     // retention.bytes keeps the newest segments under the limit
     log.set_config(LogConfig {
         retention_bytes: 1500,

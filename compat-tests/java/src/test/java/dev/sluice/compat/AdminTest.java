@@ -110,6 +110,7 @@ class AdminTest extends BrokerTestBase {
         assertEquals("3600000", retention.value());
         assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, retention.source());
         assertEquals("delete", cfg.get("cleanup.policy").value());
+        assertEquals(ConfigEntry.ConfigType.LIST, cfg.get("cleanup.policy").type(), "cleanup.policy is a list, as in Kafka");
         assertEquals("2000000", cfg.get("max.message.bytes").value());
         ConfigEntry segmentBytes = cfg.get("segment.bytes");
         assertNotNull(segmentBytes, "describeConfigs must include defaults such as segment.bytes");
