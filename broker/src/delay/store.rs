@@ -129,6 +129,8 @@ struct Segment {
     size: u64,
     /// The largest chain second of its entries (-1: none).
     max_chain_s: i64,
+    /// The smallest (i64::MAX: none, or not known: a segment found sealed at open).
+    min_chain_s: i64,
     sealed: bool,
 }
 
@@ -147,6 +149,7 @@ impl Segment {
             file,
             size: 0,
             max_chain_s: -1,
+            min_chain_s: i64::MAX,
             sealed: false,
         })
     }
@@ -161,7 +164,7 @@ pub struct Store {
     slots: u64,
     segment_bytes: u64,
     /// Sealed segments not yet handed to [`Store::take_newly_sealed`].
-    newly_sealed: Vec<PathBuf>,
+    newly_sealed: Vec<Sealed>,
     /// Failure injection: writes at or past this position fail.
     #[cfg(test)]
     fail_writes_from: Option<u64>,
@@ -295,6 +298,27 @@ fn scan(
 /// Set once the filesystem refuses to punch a hole: no pass is made after that.
 static PUNCH_UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// A segment just sealed, for the checkpoint's writer to schedule passes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub path: PathBuf,
+    /// The first checkpoint second at which a pass could find anything done in it
+    /// (i64::MIN: not known, for a segment found sealed at open).
+    pub first_pass_s: i64,
+}
+
+impl Sealed {
+    fn of(seg: &Segment) -> Sealed {
+        Sealed {
+            path: seg.path.clone(),
+            first_pass_s: match seg.min_chain_s {
+                i64::MAX => i64::MIN,
+                min => min + 1,
+            },
+        }
+    }
+}
+
 /// What a pass of [`reclaim`] over a sealed segment did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reclaimed {
@@ -356,6 +380,9 @@ pub fn reclaim(path: &Path, done_through_s: i64) -> io::Result<Reclaimed> {
     // A crash between any two steps leaves what a scan reads correctly.
     let mut bytes = 0;
     if !runs.is_empty() {
+        // The rename that sealed the segment must be on disk before its first hole: a
+        // segment that came back unsealed would be cut at its first hole as a torn tail.
+        sluice_storage::durable::sync_parent(path)?;
         for (start, _) in &runs {
             file.write_all_at(&[HOLE], start + 4)?;
         }
@@ -436,6 +463,7 @@ impl Store {
                     file,
                     size,
                     max_chain_s: max.unwrap_or(-1),
+                    min_chain_s: i64::MAX,
                     sealed: max.is_some(),
                 },
             );
@@ -444,10 +472,11 @@ impl Store {
         // checked entry by entry.
         let mut torn = false;
         for (base, seg) in segments.iter_mut().filter(|(_, s)| !s.sealed) {
-            let mut max = -1;
+            let (mut max, mut min) = (-1, i64::MAX);
             let end = scan(&seg.file, *base, seg.size, false, |_, item| {
                 if let Item::Entry(h) = item {
-                    max = max.max(h.chain_s)
+                    max = max.max(h.chain_s);
+                    min = min.min(h.chain_s);
                 }
             })?;
             if end < seg.size {
@@ -457,6 +486,7 @@ impl Store {
                 torn = true;
             }
             seg.max_chain_s = max;
+            seg.min_chain_s = min;
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0)?);
@@ -466,7 +496,7 @@ impl Store {
         let newly_sealed = segments
             .values()
             .filter(|s| s.sealed)
-            .map(|s| s.path.clone())
+            .map(Sealed::of)
             .collect();
         let mut store = Store {
             dir: dir.to_owned(),
@@ -582,7 +612,7 @@ impl Store {
             };
             let mut buf = Vec::new();
             let mut heads: HashMap<usize, u64> = HashMap::new();
-            let mut max_chain_s = -1;
+            let (mut max_chain_s, mut min_chain_s) = (-1, i64::MAX);
             let mut taken = 0;
             let mut chunk_positions = Vec::new();
             for e in rest {
@@ -599,6 +629,7 @@ impl Store {
                 heads.insert(slot, pos + 1);
                 chunk_positions.push(pos);
                 max_chain_s = max_chain_s.max(e.chain_s);
+                min_chain_s = min_chain_s.min(e.chain_s);
                 taken += 1;
             }
             #[cfg(test)]
@@ -614,6 +645,7 @@ impl Store {
             seg.size += buf.len() as u64;
             positions.extend(chunk_positions);
             seg.max_chain_s = seg.max_chain_s.max(max_chain_s);
+            seg.min_chain_s = seg.min_chain_s.min(min_chain_s);
             // Linked after the entries are written: a walk never meets a half-written
             // entry, even after a crash between the two.
             for (slot, head) in heads {
@@ -631,9 +663,9 @@ impl Store {
         }
         let sealed = self.dir.join(segment_name(*base, Some(seg.max_chain_s)));
         std::fs::rename(&seg.path, &sealed)?;
-        seg.path = sealed.clone();
+        seg.path = sealed;
         seg.sealed = true;
-        self.newly_sealed.push(sealed);
+        self.newly_sealed.push(Sealed::of(seg));
         let next = base + seg.size;
         self.segments
             .insert(next, Segment::create(&self.dir, next)?);
@@ -729,7 +761,7 @@ impl Store {
 
     /// The segments sealed (or found sealed at open) since this was last asked: for the
     /// checkpoint's writer to [`reclaim`] as the timer moves past their entries.
-    pub fn take_newly_sealed(&mut self) -> Vec<PathBuf> {
+    pub fn take_newly_sealed(&mut self) -> Vec<Sealed> {
         std::mem::take(&mut self.newly_sealed)
     }
     pub fn has_newly_sealed(&self) -> bool {
@@ -926,7 +958,7 @@ mod tests {
         let sealed = s.take_newly_sealed();
         assert!(sealed.len() >= 3, "{sealed:?}");
         assert!(!s.has_newly_sealed());
-        for path in &sealed {
+        for path in sealed.iter().map(|s| &s.path) {
             let before = allocated(path);
             let r = reclaim(path, 20).unwrap();
             assert!(r.bytes > 40 << 10, "{r:?}");
@@ -1002,7 +1034,11 @@ mod tests {
         }
         let sealed = s.take_newly_sealed();
         assert_eq!(sealed.len(), 1);
-        let r = reclaim(&sealed[0], 20).unwrap();
+        assert_eq!(
+            sealed[0].first_pass_s, 31,
+            "when the first records are done"
+        );
+        let r = reclaim(&sealed[0].path, 20).unwrap();
         assert_eq!(
             r,
             Reclaimed {

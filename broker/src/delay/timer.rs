@@ -38,7 +38,7 @@ use sluice_storage::record::{parse_one, BatchBuilder};
 use uuid::Uuid;
 
 use super::split::Delayed;
-use super::store::{reclaim, Entry, Head, NewEntry, State, Store};
+use super::store::{reclaim, Entry, Head, NewEntry, Sealed, State, Store};
 use super::{is_delay_header, retry, ORIGIN_OFFSET};
 use crate::metrics::Metrics;
 use crate::partitions::{Partition, ReplicaManager};
@@ -185,7 +185,7 @@ struct Persister {
     on_disk_s: AtomicI64,
     doomed: Mutex<Vec<PathBuf>>,
     /// Sealed segments to look at for the first time.
-    sealed: Mutex<Vec<PathBuf>>,
+    sealed: Mutex<Vec<Sealed>>,
     /// Sealed segments by the checkpoint second at which a pass over them is next due
     /// (i64::MAX: none). Only the persister's thread uses it. Kept in [`RECLAIM_FILE`],
     /// so that a restart does not read every sealed segment again to learn it.
@@ -216,7 +216,7 @@ impl Persister {
         }
     }
 
-    fn request(self: &Arc<Self>, done_through_s: i64, doomed: Vec<PathBuf>, sealed: Vec<PathBuf>) {
+    fn request(self: &Arc<Self>, done_through_s: i64, doomed: Vec<PathBuf>, sealed: Vec<Sealed>) {
         self.latest.fetch_max(done_through_s, Ordering::AcqRel);
         lock(&self.doomed).extend(doomed);
         lock(&self.sealed).extend(sealed);
@@ -242,11 +242,11 @@ impl Persister {
             }
             let mut reclaim_at = lock(&self.reclaim_at);
             let before = reclaim_at.clone();
-            // A segment is first looked at once sealed: nothing in it may be done yet,
-            // but the pass finds when half of it will be. (Before the deletions: a
-            // segment may be sealed and collected in one request.)
-            for path in std::mem::take(&mut *lock(&self.sealed)) {
-                reclaim_at.entry(path).or_insert(i64::MIN);
+            // A segment is first looked at once its first records are done; that pass
+            // finds when half of the rest will be. (Before the deletions: a segment may
+            // be sealed and collected in one request.)
+            for s in std::mem::take(&mut *lock(&self.sealed)) {
+                reclaim_at.entry(s.path).or_insert(s.first_pass_s);
             }
             for path in std::mem::take(&mut *lock(&self.doomed)) {
                 reclaim_at.remove(&path);
