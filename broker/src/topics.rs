@@ -403,19 +403,6 @@ pub fn effective_topic_configs(b: &Broker, topic: &TopicMeta) -> Vec<EffectiveCo
         .collect()
 }
 
-/// A topic config's value where the topic does not set it: the broker's setting, else
-/// Kafka's default.
-pub fn default_topic_config(b: &Broker, name: &str) -> String {
-    let Some(def) = topic_config_def(name) else {
-        return String::new();
-    };
-    b.config
-        .log_defaults
-        .get(def.broker_name)
-        .cloned()
-        .unwrap_or_else(|| def.default.to_owned())
-}
-
 /// The topic to alter the configs of: it must exist and must not be a view.
 pub fn alterable_topic(image: &sluice_raft::MetadataImage, name: &str) -> Result<(), Refusal> {
     let Some(topic) = image.topic(name) else {

@@ -90,13 +90,19 @@ pub fn handle(
                     } else {
                         source::STATIC_BROKER_CONFIG
                     };
+                    // The log settings' types are their topic configs'; the rest are
+                    // reported as strings.
+                    let config_type = sluice_storage::config::TOPIC_CONFIGS
+                        .iter()
+                        .find(|d| d.broker_name == key)
+                        .map_or(2, |d| topics::config_type(d.kind));
                     let mut entry = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(key))
                         .with_value(Some(str_bytes(value)))
                         .with_read_only(true)
                         .with_config_source(src);
                     if ctx.version >= 3 {
-                        entry.config_type = 2;
+                        entry.config_type = config_type;
                     }
                     result.configs.push(entry);
                 }

@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::delay::retry;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, Refusal, RESOURCE_TOPIC};
-use sluice_storage::config::{list_items, topic_config_def, ConfigKind};
+use sluice_storage::config::{topic_config_def, ConfigKind};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
@@ -109,9 +109,12 @@ async fn alter_topic(
                         format!("Can't {verb} to key {key} because its type is not LIST."),
                     ));
                 }
+                // Where the topic does not set it, Kafka's controller starts from the
+                // built-in default, not the broker's setting.
                 let old = current
                     .and_then(|c| c.get(&key).cloned())
-                    .unwrap_or_else(|| topics::default_topic_config(b, &key));
+                    .or_else(|| topic_config_def(&key).map(|d| d.default.to_owned()))
+                    .unwrap_or_default();
                 let given = op.value.as_ref().map_or("", |v| v.as_str());
                 set.insert(
                     key,
@@ -141,14 +144,28 @@ async fn alter_topic(
     .await
 }
 
-/// Kafka's APPEND (the given items not already in the list, after it) and SUBTRACT (the
-/// list without the given items) on a list-type value.
+/// Kafka's APPEND and SUBTRACT on a list-type value, as its controller applies them
+/// (`ConfigurationControlManager`): the old list without its empty items; each given
+/// item (the value split as Java splits it: trailing empty items dropped) appended if
+/// not in the list yet, or its first copy taken out.
 fn list_operation(old: &str, given: &str, append: bool) -> String {
-    let old = list_items(old);
-    let given = list_items(given);
-    let kept = old.iter().filter(|v| append || !given.contains(v));
-    let added = given.iter().filter(|v| append && !old.contains(v));
-    kept.chain(added).copied().collect::<Vec<_>>().join(",")
+    let mut list: Vec<&str> = old.split(',').filter(|v| !v.is_empty()).collect();
+    let mut items: Vec<&str> = given.split(',').collect();
+    if items.len() > 1 {
+        while items.last() == Some(&"") {
+            items.pop();
+        }
+    }
+    for item in items {
+        match list.iter().position(|v| *v == item) {
+            None if append => list.push(item),
+            Some(i) if !append => {
+                list.remove(i);
+            }
+            _ => {}
+        }
+    }
+    list.join(",")
 }
 
 #[cfg(test)]
@@ -165,7 +182,14 @@ mod tests {
             ("", "delete", true, "delete"),
             ("delete", "nope", false, "delete"),
             ("delete", "delete,delete", true, "delete"),
-            ("", "a,b,a", true, "a,b,a"),
+            ("", "a,b,a", true, "a,b"),
+            ("delete,delete", "delete", false, "delete"),
+            ("delete", "delete,", true, "delete"),
+            ("delete", "delete,,", true, "delete"),
+            ("", "delete,", true, "delete"),
+            ("delete", ",", true, "delete"),
+            ("delete", "", true, "delete,"),
+            ("a,,b", "c", true, "a,b,c"),
         ] {
             assert_eq!(
                 list_operation(old, given, append),

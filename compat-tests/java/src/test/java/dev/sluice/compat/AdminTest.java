@@ -111,6 +111,11 @@ class AdminTest extends BrokerTestBase {
         assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, retention.source());
         assertEquals("delete", cfg.get("cleanup.policy").value());
         assertEquals(ConfigEntry.ConfigType.LIST, cfg.get("cleanup.policy").type(), "cleanup.policy is a list, as in Kafka");
+        String brokerId = String.valueOf(get(admin.describeCluster().nodes()).iterator().next().id());
+        ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, brokerId);
+        Config brokerCfg = get(admin.describeConfigs(List.of(broker)).all()).get(broker);
+        assertEquals(ConfigEntry.ConfigType.LIST, brokerCfg.get("log.cleanup.policy").type());
+        assertEquals(ConfigEntry.ConfigType.LONG, brokerCfg.get("log.retention.ms").type());
         assertEquals("2000000", cfg.get("max.message.bytes").value());
         ConfigEntry segmentBytes = cfg.get("segment.bytes");
         assertNotNull(segmentBytes, "describeConfigs must include defaults such as segment.bytes");
