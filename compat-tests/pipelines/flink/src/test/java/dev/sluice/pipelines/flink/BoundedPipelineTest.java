@@ -13,7 +13,6 @@ import dev.sluice.pipelines.Kafka;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.java.tuple.Tuple2;
-import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -59,23 +58,13 @@ class BoundedPipelineTest {
         Map<TopicPartition, Long> inEnd = kafka.endOffsets(in);
         assertEquals(N, inEnd.values().stream().mapToLong(Long::longValue).sum(), "input log ends " + inEnd);
 
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(2);
-        env.enableCheckpointing(500);
-        KafkaSource<Tuple2<String, String>> source = KafkaSource.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setTopics(in)
-                // Offsets are committed asynchronously on checkpoints; a bounded job may end before
-                // one lands, so the group's commits are checked by StreamingPipelineTest instead.
-                .setGroupId(group)
-                .setStartingOffsets(OffsetsInitializer.earliest())
+        StreamExecutionEnvironment env = Jobs.environment();
+        // Offsets are committed asynchronously on checkpoints; a bounded job may end before
+        // one lands, so the group's commits are checked by StreamingPipelineTest instead.
+        KafkaSource<Tuple2<String, String>> source = Jobs.source(in, group, OffsetsInitializer.earliest())
                 .setBounded(OffsetsInitializer.latest())
-                .setDeserializer(new KeyValue.Deserializer())
                 .build();
-        KafkaSink<Tuple2<String, String>> sink = KafkaSink.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setRecordSerializer(new KeyValue.Serializer(out))
-                .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                .build();
+        KafkaSink<Tuple2<String, String>> sink = Jobs.sink(out);
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "kafka-in")
                 .map(kv -> Tuple2.of(kv.f0, kv.f1.toUpperCase(Locale.ROOT)))
                 .returns(KeyValue.TYPE)

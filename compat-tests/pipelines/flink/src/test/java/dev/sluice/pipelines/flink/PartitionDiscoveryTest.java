@@ -12,8 +12,6 @@ import dev.sluice.pipelines.Kafka;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.java.tuple.Tuple2;
-import org.apache.flink.connector.base.DeliveryGuarantee;
-import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.core.execution.JobClient;
@@ -76,22 +74,13 @@ class PartitionDiscoveryTest {
         produceTo(in, 0);
         produceTo(in, 1);
 
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(2);
-        env.enableCheckpointing(500);
-        KafkaSource<Tuple2<String, String>> source = KafkaSource.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setTopics(in)
-                .setGroupId(Kafka.uniqueName("flink-discovery"))
-                .setStartingOffsets(OffsetsInitializer.earliest())
-                .setProperty("partition.discovery.interval.ms", "500")
-                .setDeserializer(new KeyValue.Deserializer())
-                .build();
+        StreamExecutionEnvironment env = Jobs.environment();
+        KafkaSource<Tuple2<String, String>> source =
+                Jobs.source(in, Kafka.uniqueName("flink-discovery"), OffsetsInitializer.earliest())
+                        .setProperty("partition.discovery.interval.ms", "500")
+                        .build();
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "kafka-in")
-                .sinkTo(KafkaSink.<Tuple2<String, String>>builder()
-                        .setBootstrapServers(Kafka.BOOTSTRAP)
-                        .setRecordSerializer(new KeyValue.Serializer(out))
-                        .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                        .build())
+                .sinkTo(Jobs.sink(out))
                 .name("kafka-out");
 
         JobClient job = env.executeAsync("sluice-flink-discovery");

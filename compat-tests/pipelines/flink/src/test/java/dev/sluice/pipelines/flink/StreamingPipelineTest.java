@@ -23,7 +23,6 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
-import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -86,20 +85,9 @@ class StreamingPipelineTest {
         String group = Kafka.uniqueName("flink-stream");
         kafka.createTopics(3, in, out);
 
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(2);
-        env.enableCheckpointing(500);
-        KafkaSource<Tuple2<String, String>> source = KafkaSource.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setTopics(in)
-                .setGroupId(group)
-                .setStartingOffsets(OffsetsInitializer.earliest())
-                .setDeserializer(new KeyValue.Deserializer())
-                .build();
-        KafkaSink<Tuple2<String, String>> sink = KafkaSink.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setRecordSerializer(new KeyValue.Serializer(out))
-                .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                .build();
+        StreamExecutionEnvironment env = Jobs.environment();
+        KafkaSource<Tuple2<String, String>> source = Jobs.source(in, group, OffsetsInitializer.earliest()).build();
+        KafkaSink<Tuple2<String, String>> sink = Jobs.sink(out);
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "kafka-in")
                 .keyBy(kv -> kv.f0)
                 .map(new RunningCount())
@@ -143,22 +131,12 @@ class StreamingPipelineTest {
         Kafka.produce(in, 2 * WAVE, 3 * WAVE, i -> "k" + (i % KEYS), i -> "v" + i);
         String resumed = Kafka.uniqueName("flink-resumed-out");
         kafka.createTopics(3, resumed);
-        StreamExecutionEnvironment env2 = StreamExecutionEnvironment.createLocalEnvironment(2);
-        env2.enableCheckpointing(500);
-        KafkaSource<Tuple2<String, String>> source2 = KafkaSource.<Tuple2<String, String>>builder()
-                .setBootstrapServers(Kafka.BOOTSTRAP)
-                .setTopics(in)
-                .setGroupId(group)
-                .setStartingOffsets(OffsetsInitializer.committedOffsets())
+        StreamExecutionEnvironment env2 = Jobs.environment();
+        KafkaSource<Tuple2<String, String>> source2 = Jobs.source(in, group, OffsetsInitializer.committedOffsets())
                 .setBounded(OffsetsInitializer.latest())
-                .setDeserializer(new KeyValue.Deserializer())
                 .build();
         env2.fromSource(source2, WatermarkStrategy.noWatermarks(), "kafka-in")
-                .sinkTo(KafkaSink.<Tuple2<String, String>>builder()
-                        .setBootstrapServers(Kafka.BOOTSTRAP)
-                        .setRecordSerializer(new KeyValue.Serializer(resumed))
-                        .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
-                        .build())
+                .sinkTo(Jobs.sink(resumed))
                 .name("kafka-out");
         JobClient job2 = env2.executeAsync("sluice-flink-resume");
         try {
