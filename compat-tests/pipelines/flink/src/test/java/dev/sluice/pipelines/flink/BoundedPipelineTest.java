@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import dev.sluice.pipelines.Kafka;
+import dev.sluice.pipelines.KafkaTest;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -22,28 +23,15 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.record.TimestampType;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * A bounded Flink job: KafkaSource (earliest to latest) -> map -> KafkaSink
  * (at-least-once), in an in-process MiniCluster with parallelism 2.
  */
-class BoundedPipelineTest {
+class BoundedPipelineTest extends KafkaTest {
     static final int N = 3000;
 
-    private Kafka kafka;
-
-    @BeforeEach
-    void open() {
-        kafka = new Kafka();
-    }
-
-    @AfterEach
-    void close() {
-        kafka.close();
-    }
 
     @Test
     void boundedSourceMapSinkCarriesEveryRecord() throws Exception {

@@ -9,6 +9,7 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 
 import dev.sluice.pipelines.Kafka;
+import dev.sluice.pipelines.KafkaTest;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -18,28 +19,15 @@ import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * A running KafkaSource discovers a partition added to its topic
  * (CreatePartitions) and reads it from its start.
  */
-class PartitionDiscoveryTest {
+class PartitionDiscoveryTest extends KafkaTest {
     static final int PER_PARTITION = 100;
 
-    private Kafka kafka;
-
-    @BeforeEach
-    void open() {
-        kafka = new Kafka();
-    }
-
-    @AfterEach
-    void close() {
-        kafka.close();
-    }
 
     private static void produceTo(String topic, int partition) throws Exception {
         int from = partition * PER_PARTITION;

@@ -14,6 +14,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 import dev.sluice.pipelines.Kafka;
+import dev.sluice.pipelines.KafkaTest;
 
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -32,8 +33,6 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.ExceptionUtils;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -42,22 +41,11 @@ import org.junit.jupiter.api.Test;
  * output after each of two waves of input and the offsets the source commits
  * on checkpoints; then a new job of the same group resumes from those offsets.
  */
-class StreamingPipelineTest {
+class StreamingPipelineTest extends KafkaTest {
     static final int KEYS = 10;
     static final int PER_KEY = 100; // records per key in each wave
     static final int WAVE = KEYS * PER_KEY;
 
-    private Kafka kafka;
-
-    @BeforeEach
-    void open() {
-        kafka = new Kafka();
-    }
-
-    @AfterEach
-    void close() {
-        kafka.close();
-    }
 
     /** Counts the records seen per key (keyed state) and emits (key, "count:value"). */
     static final class RunningCount extends RichMapFunction<Tuple2<String, String>, Tuple2<String, String>> {

@@ -11,6 +11,7 @@ import java.util.Locale;
 import java.util.Map;
 
 import dev.sluice.pipelines.Kafka;
+import dev.sluice.pipelines.KafkaTest;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
@@ -19,26 +20,18 @@ import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** Spark batch jobs over Kafka: spark.read.format("kafka") and df.write.format("kafka"). */
-class BatchPipelineTest {
+class BatchPipelineTest extends KafkaTest {
     static final int N = 3000;
 
-    private Kafka kafka;
     private SparkSession spark;
 
     @BeforeEach
-    void open() {
-        kafka = new Kafka();
+    void openSpark() {
         spark = Spark.session();
-    }
-
-    @AfterEach
-    void close() {
-        kafka.close();
     }
 
     private Dataset<Row> read(String topic, String starting, String ending) {

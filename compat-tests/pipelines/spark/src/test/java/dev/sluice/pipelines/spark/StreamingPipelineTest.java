@@ -10,13 +10,13 @@ import java.util.List;
 import java.util.Map;
 
 import dev.sluice.pipelines.Kafka;
+import dev.sluice.pipelines.KafkaTest;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.streaming.DataStreamReader;
 import org.apache.spark.sql.streaming.StreamingQuery;
 import org.apache.spark.sql.streaming.StreamingQueryProgress;
 import org.apache.spark.sql.streaming.Trigger;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,25 +26,18 @@ import org.junit.jupiter.api.io.TempDir;
  * Trigger.AvailableNow: the second run must take exactly the records produced
  * after the first one.
  */
-class StreamingPipelineTest {
+class StreamingPipelineTest extends KafkaTest {
     static final int N = 2000;
     static final int M = 500;
 
-    private Kafka kafka;
     private SparkSession spark;
 
     @TempDir
     Path tmp;
 
     @BeforeEach
-    void open() {
-        kafka = new Kafka();
+    void openSpark() {
         spark = Spark.session();
-    }
-
-    @AfterEach
-    void close() {
-        kafka.close();
     }
 
     /**
