@@ -45,6 +45,21 @@ pub fn storage(e: &StorageError) -> E {
     }
 }
 
+/// A group coordinator's write to its own log that failed, as the client is told: Kafka
+/// answers the storage's error in the coordinator's terms
+/// (`appendGroupMetadataErrorToResponseError`), so a consumer looks for its coordinator
+/// again and retries, where KAFKA_STORAGE_ERROR would end its commit as unexpected.
+pub fn group_write(e: &StorageError) -> E {
+    match storage(e) {
+        E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::RequestTimedOut => {
+            E::CoordinatorNotAvailable
+        }
+        E::NotLeaderOrFollower | E::KafkaStorageError => E::NotCoordinator,
+        E::MessageTooLarge | E::RecordListTooLarge | E::InvalidFetchSize => E::UnknownServerError,
+        other => other,
+    }
+}
+
 pub fn metadata(e: &MetadataError) -> E {
     match e {
         MetadataError::TopicAlreadyExists | MetadataError::TopicIdAlreadyExists { .. } => {

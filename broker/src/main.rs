@@ -20,6 +20,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     raise_open_file_limit();
+    ignore_file_size_signal();
     let config = match BrokerConfig::load(Cli::parse()) {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +54,18 @@ fn raise_open_file_limit() {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}
+
+/// A write past the file-size limit (`ulimit -f`) raises SIGXFSZ, whose default action
+/// ends the process. Ignored, the write fails with EFBIG instead, and that partition's
+/// producers get KAFKA_STORAGE_ERROR like any other failed write, as the JVM (which
+/// ignores the signal) gives Kafka an IOException.
+fn ignore_file_size_signal() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code, and no other thread exists yet.
+    if let Err(e) = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) } {
+        tracing::warn!(error = %e, "could not ignore SIGXFSZ");
     }
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -98,6 +99,9 @@ class Broker:
         self.config.update(config or {})
         self.proc = None
         self.last_exit_code = None
+        # Bytes: started under this RLIMIT_FSIZE, a file written past it fails
+        # with EFBIG, partway through a write as on a full disk.
+        self.file_size_limit = None
         if bootstrap:
             self.controllable = False
             self.bootstrap = bootstrap
@@ -154,7 +158,8 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=dict(os.environ, RUST_BACKTRACE="1"))
+                start_new_session=True, env=dict(os.environ, RUST_BACKTRACE="1"),
+                preexec_fn=self._limit_file_size if self.file_size_limit else None)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -172,6 +177,9 @@ class Broker:
                     f"broker did not accept TCP on {self.bootstrap} within {timeout}s\n"
                     "--- broker log ---\n" + tail)
             time.sleep(0.05)
+
+    def _limit_file_size(self):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
 
     def stop(self, timeout=STOP_TIMEOUT_S):
         """SIGTERM and wait; returns the exit code. Raises if it does not exit."""

@@ -132,6 +132,9 @@ struct Inner {
     in_flight: HashSet<u64>,
     /// Those of them that came due meanwhile: position → (due ms, chain second).
     due_in_flight: HashMap<u64, (i64, i64)>,
+    /// The last store write failed (a full disk): the next failure is not logged again,
+    /// or every retry of every producer would add a line.
+    writes_failing: bool,
 }
 
 impl Inner {
@@ -512,6 +515,7 @@ impl DelayTimer {
                 open_per_second: BTreeMap::new(),
                 in_flight: HashSet::new(),
                 due_in_flight: HashMap::new(),
+                writes_failing: false,
             }),
             at_start,
             wake: tokio::sync::Notify::new(),
@@ -567,7 +571,21 @@ impl DelayTimer {
                 record: &d.record,
             })
             .collect();
-        let positions = inner.store.append_all(&entries)?;
+        let positions = match inner.store.append_all(&entries) {
+            Ok(positions) => {
+                if std::mem::take(&mut inner.writes_failing) {
+                    tracing::info!("delay store: writes succeed again");
+                }
+                positions
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut inner.writes_failing, true) {
+                    tracing::error!(error = %e,
+                        "delay store: a write failed; produces of delayed records are refused while it fails");
+                }
+                return Err(e);
+            }
+        };
         inner.in_flight.extend(positions.iter().copied());
         let mut staged_now = false;
         for (e, pos) in entries.iter().zip(&positions) {

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::error_code;
 pub use offsets::Committed;
 use offsets::{OffsetChange, OffsetStore};
 pub use state::{Group, GroupState, JoinRequest, JoinResult, Pending, SyncResult};
@@ -130,6 +131,18 @@ pub struct MemberView {
     pub client_host: String,
     pub metadata: bytes::Bytes,
     pub assignment: bytes::Bytes,
+}
+
+/// Logs a failed write to the offsets log and gives the error for the client. Once the
+/// log has refused writes (it logged that itself), each later refusal is not logged
+/// again: consumers retry their commits every few hundred milliseconds.
+fn write_failed(what: &str, e: &sluice_storage::Error) -> E {
+    if matches!(e, sluice_storage::Error::Poisoned) {
+        tracing::debug!(error = %e, "{what}");
+    } else {
+        tracing::error!(error = %e, "{what}");
+    }
+    error_code::group_write(e)
 }
 
 impl GroupCoordinator {
@@ -306,8 +319,7 @@ impl GroupCoordinator {
             .map(|(t, p, c)| (group_id.to_owned(), t.clone(), *p, Some(c.clone())))
             .collect();
         if let Err(e) = inner.store.append(&changes) {
-            tracing::error!(error = %e, "storing offsets failed");
-            return Err(E::KafkaStorageError);
+            return Err(write_failed("storing offsets failed", &e));
         }
         inner
             .groups
@@ -393,8 +405,7 @@ impl GroupCoordinator {
             .delete_offsets(offsets)
             .and_then(|()| inner.remove_group(group_id))
         {
-            tracing::error!(error = %e, "deleting a group failed");
-            return Err(E::KafkaStorageError);
+            return Err(write_failed("deleting a group failed", &e));
         }
         tracing::info!(group = group_id, "deleted group");
         Ok(())
@@ -460,8 +471,7 @@ impl GroupCoordinator {
             }
         }
         if let Err(e) = inner.delete_offsets(offsets) {
-            tracing::error!(error = %e, "deleting offsets failed");
-            return Err(E::KafkaStorageError);
+            return Err(write_failed("deleting offsets failed", &e));
         }
         Ok(results)
     }
