@@ -34,49 +34,124 @@ pub struct Cli {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Broker-level settings, by Kafka's names, with Kafka's defaults unless noted.
-const BROKER_SETTINGS: &[(&str, &str)] = &[
-    ("auto.create.topics.enable", "true"),
-    ("num.partitions", "1"),
-    ("default.replication.factor", "1"),
-    ("delete.topic.enable", "true"),
-    ("group.initial.rebalance.delay.ms", "3000"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.max.size", "2147483647"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("offsets.retention.minutes", "10080"),
-    ("offsets.retention.check.interval.ms", "600000"),
-    ("socket.request.max.bytes", "104857600"),
+/// What a broker setting's value is, as Kafka's `ConfigDef` types it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingType {
+    Boolean,
+    /// 32 bits, at least `min`.
+    Int {
+        min: i32,
+    },
+    Long {
+        min: i64,
+        max: i64,
+    },
+}
+
+/// A broker-level setting: its Kafka name, default and type.
+#[derive(Debug)]
+struct Setting {
+    name: &'static str,
+    default: &'static str,
+    kind: SettingType,
+}
+
+const fn flag(name: &'static str, default: &'static str) -> Setting {
+    Setting {
+        name,
+        default,
+        kind: SettingType::Boolean,
+    }
+}
+
+const fn int(name: &'static str, default: &'static str, min: i32) -> Setting {
+    Setting {
+        name,
+        default,
+        kind: SettingType::Int { min },
+    }
+}
+
+const fn long(name: &'static str, default: &'static str, min: i64) -> Setting {
+    Setting {
+        name,
+        default,
+        kind: SettingType::Long { min, max: i64::MAX },
+    }
+}
+
+/// Broker-level settings, by Kafka's names, with Kafka's defaults, types and lower
+/// bounds unless noted. (Intervals Kafka leaves unbounded must be at least 1 ms here:
+/// a timer of no period would spin.)
+const BROKER_SETTINGS: &[Setting] = &[
+    flag("auto.create.topics.enable", "true"),
+    int("num.partitions", "1", 1),
+    int("default.replication.factor", "1", i32::MIN),
+    flag("delete.topic.enable", "true"),
+    int("group.initial.rebalance.delay.ms", "3000", i32::MIN),
+    int("group.min.session.timeout.ms", "6000", i32::MIN),
+    int("group.max.session.timeout.ms", "1800000", i32::MIN),
+    int("group.max.size", "2147483647", 1),
+    int("offset.metadata.max.bytes", "4096", i32::MIN),
+    int("offsets.retention.minutes", "10080", 1),
+    long("offsets.retention.check.interval.ms", "600000", 1),
+    int("socket.request.max.bytes", "104857600", 1),
     // Kafka's default is unbounded; Sluice bounds request memory by default.
-    ("queued.max.request.bytes", "536870912"),
+    long("queued.max.request.bytes", "536870912", i64::MIN),
     // Sluice: connections accepted at once, and requests read ahead per connection.
-    ("max.connections", "10000"),
-    ("max.inflight.requests.per.connection", "16"),
+    int("max.connections", "10000", 0),
+    int("max.inflight.requests.per.connection", "16", 1),
     // Sluice: bytes copied through user space for one Fetch response (sendfile regions
     // are not counted: they are not held in memory).
-    ("fetch.max.bytes", "57671680"),
+    int("fetch.max.bytes", "57671680", 1024),
     // KIP-227 incremental fetch sessions kept at once, and how long one must be idle
-    // before any new session may take its place.
-    ("max.incremental.fetch.session.cache.slots", "1000"),
-    ("min.incremental.fetch.session.eviction.ms", "120000"),
-    ("log.retention.check.interval.ms", "300000"),
+    // before any new session may take its place (a constant in Kafka).
+    int("max.incremental.fetch.session.cache.slots", "1000", 0),
+    int("min.incremental.fetch.session.eviction.ms", "120000", 0),
+    long("log.retention.check.interval.ms", "300000", 1),
     // How long an idempotent producer's state is kept after its last batch, and how
     // often that is checked.
-    ("producer.id.expiration.ms", "86400000"),
-    ("producer.id.expiration.check.interval.ms", "600000"),
-    ("log.flush.scheduler.interval.ms", "1000"),
+    int("producer.id.expiration.ms", "86400000", 1),
+    int("producer.id.expiration.check.interval.ms", "600000", 1),
+    long("log.flush.scheduler.interval.ms", "1000", 1),
     // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.
-    ("mq.delay.max.ms", "3456000000"),
-    // Sluice: the length at which the delay store starts a new segment file.
-    ("mq.delay.segment.bytes", "67108864"),
+    long("mq.delay.max.ms", "3456000000", 1),
+    // Sluice: the length at which the delay store starts a new segment file. A hole's
+    // length field is 32 bits; below 1 MiB a roll would come every few records.
+    Setting {
+        name: "mq.delay.segment.bytes",
+        default: "67108864",
+        kind: SettingType::Long {
+            min: 1 << 20,
+            max: 1 << 30,
+        },
+    },
 ];
 
-/// Settings whose numbers must lie in a range (inclusive), checked at startup.
-const BROKER_SETTING_RANGES: &[(&str, i64, i64)] = &[
-    // A hole's length field is 32 bits; below 1 MiB a roll would come every few records.
-    ("mq.delay.segment.bytes", 1 << 20, 1 << 30),
-];
+impl SettingType {
+    /// The value as stored (a boolean in lower case), or None when it is not one of
+    /// this type's.
+    fn parse(self, value: &str) -> Option<String> {
+        let value = value.trim();
+        match self {
+            // Kafka's `ConfigDef` reads booleans ignoring case.
+            SettingType::Boolean => ["true", "false"]
+                .into_iter()
+                .find(|b| value.eq_ignore_ascii_case(b))
+                .map(str::to_owned),
+            SettingType::Int { min } => value
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n >= min)
+                .map(|n| n.to_string()),
+            SettingType::Long { min, max } => value
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .map(|n| n.to_string()),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -116,7 +191,7 @@ impl BrokerConfig {
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
         let mut settings: BTreeMap<String, String> = BROKER_SETTINGS
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|s| (s.name.to_owned(), s.default.to_owned()))
             .collect();
         let mut log_defaults = BTreeMap::new();
         if let Some(path) = &cli.config {
@@ -152,34 +227,21 @@ impl BrokerConfig {
                         },
                     )?;
                     log_defaults.insert(key, value);
-                } else if let Some(slot) = settings.get_mut(&key) {
-                    *slot = value;
+                } else if let Some(setting) = BROKER_SETTINGS.iter().find(|s| s.name == key) {
+                    let Some(parsed) = setting.kind.parse(&value) else {
+                        return Err(ConfigError::InvalidValue { key, value });
+                    };
+                    settings.insert(key, parsed);
                 } else {
                     return Err(ConfigError::UnknownKey { key });
                 }
             }
         }
-        let cfg = BrokerConfig {
+        Ok(BrokerConfig {
             cli,
             settings,
             log_defaults,
-        };
-        // Parse every numeric and boolean setting once, so a bad value fails at startup.
-        for (key, _) in BROKER_SETTINGS {
-            let v = &cfg.settings[*key];
-            let ok = v.parse::<i64>().is_ok() || v == "true" || v == "false";
-            let in_range = BROKER_SETTING_RANGES
-                .iter()
-                .filter(|(k, ..)| k == key)
-                .all(|(_, lo, hi)| v.parse::<i64>().is_ok_and(|n| (*lo..=*hi).contains(&n)));
-            if !ok || !in_range {
-                return Err(ConfigError::InvalidValue {
-                    key: key.to_string(),
-                    value: v.clone(),
-                });
-            }
-        }
-        Ok(cfg)
+        })
     }
 
     pub fn int(&self, key: &str) -> i64 {
@@ -188,6 +250,15 @@ impl BrokerConfig {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("setting {key} is a number"))
     }
+    /// A broker setting's type; None for a log setting (its topic config's type) or an
+    /// unknown key.
+    pub fn setting_type(key: &str) -> Option<SettingType> {
+        BROKER_SETTINGS
+            .iter()
+            .find(|s| s.name == key)
+            .map(|s| s.kind)
+    }
+
     pub fn flag(&self, key: &str) -> bool {
         self.settings
             .get(key)
@@ -207,7 +278,9 @@ impl BrokerConfig {
             .settings
             .iter()
             .map(|(k, v)| {
-                let default = BROKER_SETTINGS.iter().any(|(dk, dv)| dk == k && dv == v);
+                let default = BROKER_SETTINGS
+                    .iter()
+                    .any(|s| s.name == k && s.default == v);
                 (k.clone(), v.clone(), default)
             })
             .collect();
@@ -254,6 +327,18 @@ mod tests {
     }
 
     #[test]
+    fn every_default_is_a_value_of_its_type() {
+        for s in BROKER_SETTINGS {
+            assert_eq!(
+                s.kind.parse(s.default).as_deref(),
+                Some(s.default),
+                "{}",
+                s.name
+            );
+        }
+    }
+
+    #[test]
     fn file_values_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
@@ -275,6 +360,29 @@ mod tests {
             BrokerConfig::load(cli(Some(p.clone()))),
             Err(ConfigError::InvalidValue { .. })
         ));
+        // A type's values only: a boolean for a number once passed, and the first read
+        // of it panicked.
+        for (line, ok) in [
+            ("\"num.partitions\" = true", false),
+            ("\"num.partitions\" = 0", false),
+            ("\"num.partitions\" = 2147483648", false),
+            ("\"num.partitions\" = \" 3\"", true),
+            ("\"auto.create.topics.enable\" = 1", false),
+            ("\"auto.create.topics.enable\" = \"FALSE\"", true),
+            ("\"queued.max.request.bytes\" = -1", true),
+            ("\"log.flush.scheduler.interval.ms\" = 0", false),
+        ] {
+            std::fs::write(&p, format!("{line}\n")).unwrap();
+            assert_eq!(
+                BrokerConfig::load(cli(Some(p.clone()))).is_ok(),
+                ok,
+                "{line}"
+            );
+        }
+        std::fs::write(&p, "\"auto.create.topics.enable\" = \"FALSE\"\n").unwrap();
+        assert!(!BrokerConfig::load(cli(Some(p.clone())))
+            .unwrap()
+            .flag("auto.create.topics.enable"));
         for (value, ok) in [(1 << 20, true), ((1 << 20) - 1, false), (1 << 31, false)] {
             std::fs::write(&p, format!("\"mq.delay.segment.bytes\" = {value}\n")).unwrap();
             assert_eq!(

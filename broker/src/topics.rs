@@ -11,6 +11,7 @@ use sluice_storage::config::{
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::config::SettingType;
 use crate::delay::retry;
 use crate::error_code;
 use crate::view;
@@ -309,6 +310,15 @@ pub fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::Int { .. } => 3,
         ConfigKind::OneOf(_) => 2,
         ConfigKind::ListOf(_) => 7,
+    }
+}
+
+/// Kafka's ConfigType of a broker setting.
+pub fn setting_type(kind: SettingType) -> i8 {
+    match kind {
+        SettingType::Boolean => 1,
+        SettingType::Int { .. } => 3,
+        SettingType::Long { .. } => 5,
     }
 }
 

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::BrokerConfig;
 use crate::dispatch::RequestContext;
 use crate::topics::{self, source, RESOURCE_BROKER, RESOURCE_TOPIC};
 
@@ -90,19 +91,23 @@ pub fn handle(
                     } else {
                         source::STATIC_BROKER_CONFIG
                     };
-                    // The log settings' types are their topic configs'; the rest are
-                    // reported as strings.
-                    let config_type = sluice_storage::config::TOPIC_CONFIGS
-                        .iter()
-                        .find(|d| d.broker_name == key)
-                        .map_or(2, |d| topics::config_type(d.kind));
+                    // The log settings' types are their topic configs'.
+                    let config_type = BrokerConfig::setting_type(&key)
+                        .map(topics::setting_type)
+                        .or_else(|| {
+                            sluice_storage::config::TOPIC_CONFIGS
+                                .iter()
+                                .find(|d| d.broker_name == key)
+                                .map(|d| topics::config_type(d.kind))
+                        });
+                    debug_assert!(config_type.is_some(), "{key} has a type");
                     let mut entry = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(key))
                         .with_value(Some(str_bytes(value)))
                         .with_read_only(true)
                         .with_config_source(src);
                     if ctx.version >= 3 {
-                        entry.config_type = config_type;
+                        entry.config_type = config_type.unwrap_or(2);
                     }
                     result.configs.push(entry);
                 }

@@ -116,6 +116,10 @@ class AdminTest extends BrokerTestBase {
         Config brokerCfg = get(admin.describeConfigs(List.of(broker)).all()).get(broker);
         assertEquals(ConfigEntry.ConfigType.LIST, brokerCfg.get("log.cleanup.policy").type());
         assertEquals(ConfigEntry.ConfigType.LONG, brokerCfg.get("log.retention.ms").type());
+        // The broker's own settings are typed as Kafka types them.
+        assertEquals(ConfigEntry.ConfigType.BOOLEAN, brokerCfg.get("auto.create.topics.enable").type());
+        assertEquals(ConfigEntry.ConfigType.INT, brokerCfg.get("num.partitions").type());
+        assertEquals(ConfigEntry.ConfigType.LONG, brokerCfg.get("offsets.retention.check.interval.ms").type());
         assertEquals("2000000", cfg.get("max.message.bytes").value());
         ConfigEntry segmentBytes = cfg.get("segment.bytes");
         assertNotNull(segmentBytes, "describeConfigs must include defaults such as segment.bytes");
