@@ -112,9 +112,7 @@ impl Broker {
             &metrics,
         )
         .await?;
-        let request_memory_bytes = config
-            .int("queued.max.request.bytes")
-            .clamp(1 << 20, u32::MAX as i64) as usize;
+        let request_memory_bytes = config.request_memory_bytes();
         let fetch_sessions = FetchSessions::new(
             config
                 .int("max.incremental.fetch.session.cache.slots")
@@ -162,11 +160,9 @@ impl Broker {
         // Flush policy (flush.ms) and retention.
         let b = self.clone();
         tokio::spawn(async move {
-            let flush_every = Duration::from_millis(
-                b.config.int("log.flush.scheduler.interval.ms").max(10) as u64,
-            );
             let period = |key: &str| Duration::from_millis(b.config.int(key).max(10) as u64);
             let start = tokio::time::Instant::now();
+            let mut flush = Every::new(period("log.flush.scheduler.interval.ms"), Some(start));
             let mut retention = Every::new(period("log.retention.check.interval.ms"), Some(start));
             // Due on the first pass: the state rebuilt from the log at start may hold
             // producers long idle, which Kafka does not load from its snapshots.
@@ -176,14 +172,22 @@ impl Broker {
                 max_idle_ms: b.config.int("producer.id.expiration.ms").max(1),
                 keep: b.delays.producer_id(),
             };
+            // Each chore keeps its own period (Kafka schedules them apart), so the loop
+            // wakes for the shortest; an hour at most, for periods set to "never".
+            let tick = [flush.period, retention.period, producer_expiry.period]
+                .into_iter()
+                .chain([Duration::from_secs(3600)])
+                .min()
+                .expect("periods");
             let mut shutdown = b.shutdown.clone();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(flush_every) => {}
+                    _ = tokio::time::sleep(tick) => {}
                     _ = shutdown.changed() => return,
                 }
                 let now = tokio::time::Instant::now();
                 let chores = Chores {
+                    flush: flush.due(now),
                     retention: retention.due(now),
                     expire_producers: producer_expiry.due(now).then_some(expiry),
                 };

@@ -96,7 +96,7 @@ const BROKER_SETTINGS: &[Setting] = &[
     int("offsets.retention.minutes", "10080", 1),
     long("offsets.retention.check.interval.ms", "600000", 1),
     int("socket.request.max.bytes", "104857600", 1),
-    // Kafka's default is unbounded; Sluice bounds request memory by default.
+    // Kafka's default is unbounded (0 or less); Sluice bounds request memory by default.
     long("queued.max.request.bytes", "536870912", i64::MIN),
     // Sluice: connections accepted at once, and requests read ahead per connection.
     int("max.connections", "10000", 0),
@@ -113,9 +113,19 @@ const BROKER_SETTINGS: &[Setting] = &[
     // often that is checked.
     int("producer.id.expiration.ms", "86400000", 1),
     int("producer.id.expiration.check.interval.ms", "600000", 1),
+    // Sluice: Kafka's default never checks `flush.ms`, so a topic's setting of it would
+    // do nothing; here it is checked every second.
     long("log.flush.scheduler.interval.ms", "1000", 1),
-    // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days.
-    long("mq.delay.max.ms", "3456000000", 1),
+    // Sluice: the furthest a record may be delayed (mq.deliver.at, mq.delay.ms): 40 days
+    // by default, a year at most (the timer's wheel holds 8 bytes per second of it).
+    Setting {
+        name: "mq.delay.max.ms",
+        default: "3456000000",
+        kind: SettingType::Long {
+            min: 1,
+            max: 365 * 24 * 3_600_000,
+        },
+    },
     // Sluice: the length at which the delay store starts a new segment file. A hole's
     // length field is 32 bits; below 1 MiB a roll would come every few records.
     Setting {
@@ -237,11 +247,28 @@ impl BrokerConfig {
                 }
             }
         }
-        Ok(BrokerConfig {
+        let cfg = BrokerConfig {
             cli,
             settings,
             log_defaults,
-        })
+        };
+        // As Kafka requires: a bound on queued requests holds at least the largest one.
+        let queued = cfg.int("queued.max.request.bytes");
+        if queued > 0 && queued < cfg.int("socket.request.max.bytes") {
+            return Err(ConfigError::InvalidValue {
+                key: "queued.max.request.bytes".to_owned(),
+                value: format!("{queued} (below socket.request.max.bytes)"),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Bytes of requests held at once (`queued.max.request.bytes`; 0 or less: no bound).
+    pub fn request_memory_bytes(&self) -> usize {
+        match self.int("queued.max.request.bytes") {
+            n if n <= 0 => u32::MAX as usize,
+            n => n.min(u32::MAX as i64) as usize,
+        }
     }
 
     pub fn int(&self, key: &str) -> i64 {
@@ -370,6 +397,8 @@ mod tests {
             ("\"auto.create.topics.enable\" = 1", false),
             ("\"auto.create.topics.enable\" = \"FALSE\"", true),
             ("\"queued.max.request.bytes\" = -1", true),
+            ("\"queued.max.request.bytes\" = 1000", false),
+            ("\"mq.delay.max.ms\" = 31536000001", false),
             ("\"log.flush.scheduler.interval.ms\" = 0", false),
         ] {
             std::fs::write(&p, format!("{line}\n")).unwrap();

@@ -76,6 +76,8 @@ impl Partition {
 /// What a housekeeping pass does besides the time-based flushes every pass does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Chores {
+    /// Flush the logs whose `flush.ms` has passed.
+    pub flush: bool,
     /// Delete what retention no longer keeps.
     pub retention: bool,
     /// Forget idempotent producers' state (`producer.id.expiration.ms`).
@@ -600,8 +602,10 @@ impl ReplicaManager {
         let mut expired = 0;
         for p in self.topic_maps().iter().flat_map(|t| t.values()) {
             let mut log = p.lock();
-            if let Err(e) = log.flush_if_due(now) {
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            if chores.flush {
+                if let Err(e) = log.flush_if_due(now) {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                }
             }
             if chores.retention {
                 if let Err(e) = log.enforce_retention(now) {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -156,10 +155,16 @@ class Broker:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n".encode())
             log.flush()
+            env = dict(os.environ, RUST_BACKTRACE="1")
+            if self.file_size_limit:
+                # prlimit(1) sets the limit and execs the broker (no preexec_fn: this
+                # process runs client threads). The limit holds for its log too, which
+                # the default level keeps small.
+                cmd = ["prlimit", f"--fsize={self.file_size_limit}", "--"] + cmd
+                env["SLUICE_LOG"] = "info,openraft=warn"
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=dict(os.environ, RUST_BACKTRACE="1"),
-                preexec_fn=self._limit_file_size if self.file_size_limit else None)
+                start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -177,9 +182,6 @@ class Broker:
                     f"broker did not accept TCP on {self.bootstrap} within {timeout}s\n"
                     "--- broker log ---\n" + tail)
             time.sleep(0.05)
-
-    def _limit_file_size(self):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
 
     def stop(self, timeout=STOP_TIMEOUT_S):
         """SIGTERM and wait; returns the exit code. Raises if it does not exit."""

@@ -26,9 +26,10 @@ pub enum Error {
         log_start: i64,
         log_end: i64,
     },
-    /// A flush failed earlier: the log refuses writes until the broker restarts and
-    /// recovers it, because after a failed fsync the page cache can no longer be trusted.
-    #[error("log is poisoned by an earlier failed flush")]
+    /// A flush or an append failed earlier: the log refuses writes until the broker
+    /// restarts and recovers it from its files, because after a failed fsync the page
+    /// cache can no longer be trusted, and a failed append may have left part of a batch.
+    #[error("the log refuses writes after an earlier write or flush failed, until a restart")]
     Poisoned,
 }
 

@@ -60,7 +60,11 @@ impl Inner {
             }
             Err(e) => {
                 *store_failed_at = Some(Instant::now());
-                tracing::error!(group = group_id, error = %e, "storing group metadata failed");
+                if matches!(e, sluice_storage::Error::Poisoned) {
+                    tracing::debug!(group = group_id, error = %e, "storing group metadata failed");
+                } else {
+                    tracing::error!(group = group_id, error = %e, "storing group metadata failed");
+                }
             }
         }
     }
