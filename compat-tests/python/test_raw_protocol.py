@@ -194,3 +194,35 @@ def test_init_producer_id_without_transactions_always_gives_a_new_id(broker):
         assert again != pid and epoch == 0
         assert rk.init_producer_id_answer(c, versions, producer=(pid, -1))[0] == 42
         assert rk.init_producer_id_answer(c, versions, producer=(-1, 0))[0] == 42
+
+
+def describe_quorum(conn, topics):
+    """DescribeQuorum v0 (flexible) for {topic: [partitions]}; the first
+    partition's (topic, index, error code, leader id)."""
+    body = rk.uvarint(len(topics) + 1)
+    for name, partitions in topics.items():
+        body += rk.compact_string(name) + rk.uvarint(len(partitions) + 1)
+        body += b"".join(rk.i32(p) + rk.uvarint(0) for p in partitions)
+        body += rk.uvarint(0)
+    body += rk.uvarint(0)
+    conn.send_request(55, 0, body, flexible=True)
+    r = rk.Reader(conn.recv_frame())
+    r.i32()  # correlation id
+    r.tagged_fields()
+    assert r.i16() == 0, "no top-level error"
+    assert r.uvarint() - 1 == len(topics)
+    name = r.compact_string()
+    assert r.uvarint() >= 2, "a partition"
+    return name, r.i32(), r.i16(), r.i32()
+
+
+def test_describe_quorum_knows_only_the_metadata_log(broker):
+    """KRaft's answer: the quorum's one partition, __cluster_metadata-0, led
+    here; anything else asked for is UNKNOWN_TOPIC_OR_PARTITION."""
+    with rk.Conn(broker.host, broker.port) as c:
+        name, index, error, leader = describe_quorum(c, {"__cluster_metadata": [0]})
+        assert (name, index, error) == ("__cluster_metadata", 0, 0)
+        assert leader >= 0
+        assert describe_quorum(c, {"__cluster_metadata": [1]})[:3] == ("__cluster_metadata", 1, 3)
+        assert describe_quorum(c, {"other": [0]})[:3] == ("other", 0, 3)
+        assert describe_quorum(c, {"__cluster_metadata": [0, 1]})[:3] == ("__cluster_metadata", 0, 3)

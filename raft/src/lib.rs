@@ -33,4 +33,4 @@ mod tests;
 pub use command::{CommandOutcome, MetadataCommand, MetadataError};
 pub use error::{ConfigError, Error, FatalError};
 pub use image::{BrokerInfo, MetadataImage, PartitionMeta, TopicMeta};
-pub use store::{MetadataStore, RaftConfig};
+pub use store::{MetadataStore, QuorumState, RaftConfig};

@@ -41,6 +41,24 @@ pub struct RaftConfig {
     pub cluster_id: Option<String>,
 }
 
+/// The quorum as this node sees it, in KRaft's terms (what DescribeQuorum reports).
+/// Offsets are openraft log indexes plus one: a log end offset is the next entry's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumState {
+    pub node_id: u64,
+    pub leader: Option<u64>,
+    /// The current term: KRaft's leader epoch.
+    pub epoch: u64,
+    /// The offset after the last entry applied here. Entries are applied once committed,
+    /// so this is at most one apply behind KRaft's high watermark.
+    pub high_watermark: i64,
+    /// Voters, then learners (KRaft's observers), each with its log end offset: this
+    /// node's own, and on the leader its followers' as far as they have replicated; -1
+    /// when this node does not know.
+    pub voters: Vec<(u64, i64)>,
+    pub observers: Vec<(u64, i64)>,
+}
+
 /// A handle on this node's metadata quorum member. Cheap to clone.
 #[derive(Clone)]
 pub struct MetadataStore {
@@ -280,6 +298,38 @@ impl MetadataStore {
     /// The leader this node currently knows of.
     pub fn leader(&self) -> Option<u64> {
         self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// The quorum's leader, epoch and replication progress, as of the latest metrics.
+    pub fn quorum_state(&self) -> QuorumState {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let next_offset = |log_id: &openraft::LogId<u64>| log_id.index as i64 + 1;
+        let end_offset = |id: u64| {
+            if id == m.id {
+                m.last_log_index.map_or(0, |i| i as i64 + 1)
+            } else {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id))
+                    .and_then(Option::as_ref)
+                    .map_or(-1, next_offset)
+            }
+        };
+        let membership = m.membership_config.membership();
+        QuorumState {
+            node_id: m.id,
+            leader: m.current_leader,
+            epoch: m.current_term,
+            high_watermark: m.last_applied.as_ref().map_or(0, next_offset),
+            voters: membership
+                .voter_ids()
+                .map(|id| (id, end_offset(id)))
+                .collect(),
+            observers: membership
+                .learner_ids()
+                .map(|id| (id, end_offset(id)))
+                .collect(),
+        }
     }
 
     /// Stops the Raft node and the RPC server. Idempotent. Handles cloned from this one stop

@@ -170,6 +170,19 @@ async fn lagging_follower_catches_up_by_snapshot() {
     for _ in 0..20 {
         allocate(leader, 3).await;
     }
+    // DescribeQuorum's view: every voter, the stopped one behind the leader.
+    let q = leader.quorum_state();
+    assert_eq!((q.node_id, q.leader), (leader_id, Some(leader_id)));
+    assert_eq!(q.voters.iter().map(|v| v.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(q.observers.is_empty());
+    let end_of =
+        |q: &crate::QuorumState, id| q.voters.iter().find(|v| v.0 == id).expect("a voter").1;
+    let leader_end = end_of(&q, leader_id);
+    assert!(end_of(&q, lagging_id) < leader_end, "{q:?}");
+    assert!(
+        q.high_watermark > end_of(&q, lagging_id) && q.high_watermark <= leader_end,
+        "{q:?}"
+    );
     let applied = last_applied_index(leader);
     snapshot_at_least(leader, applied).await;
     leader
@@ -211,6 +224,17 @@ async fn lagging_follower_catches_up_by_snapshot() {
     })
     .await;
     assert_eq!(rejoined.image().cluster_id, expected.cluster_id);
+    within("the leader sees the follower caught up", async {
+        loop {
+            let q = leader.quorum_state();
+            if q.voters.iter().all(|v| v.1 == end_of(&q, leader_id)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(rejoined.quorum_state().leader, Some(leader_id));
     assert!(dir
         .path()
         .join(format!("node{lagging_id}"))

@@ -272,6 +272,43 @@ class CliToolsTest extends BrokerTestBase {
                 ok("kafka-consumer-groups", "--bootstrap-server", bs(), "--list").split("\n")).contains(group));
     }
 
+    /** A field of `kafka-metadata-quorum describe --status`, such as "HighWatermark". */
+    private static long quorumStatusField(String status, String field) {
+        for (String l : status.split("\n")) {
+            if (l.startsWith(field + ":")) {
+                return Long.parseLong(l.substring(field.length() + 1).trim());
+            }
+        }
+        throw new AssertionError("no " + field + " in:\n" + status);
+    }
+
+    @Test
+    void metadataQuorumTool() {
+        String status = ok("kafka-metadata-quorum", "--bootstrap-server", bs(), "describe", "--status");
+        long leader = quorumStatusField(status, "LeaderId");
+        assertTrue(quorumStatusField(status, "LeaderEpoch") >= 1, status);
+        long before = quorumStatusField(status, "HighWatermark");
+        assertTrue(before > 0, "the cluster's first records are committed:\n" + status);
+        assertEquals(0, quorumStatusField(status, "MaxFollowerLag"), status);
+        assertContains(status, "CurrentVoters:          [{\"id\": " + leader + ",", "the leader is a voter");
+        assertContains(status, "CurrentObservers:       []", "no observers");
+
+        // Creating a topic is a metadata record: the high watermark moves past it.
+        createTopic("cli-quorum", 1);
+        long after = quorumStatusField(
+                ok("kafka-metadata-quorum", "--bootstrap-server", bs(), "describe", "--status"), "HighWatermark");
+        assertTrue(after > before, "high watermark " + before + " -> " + after);
+
+        String replication = ok("kafka-metadata-quorum", "--bootstrap-server", bs(), "describe", "--replication");
+        String row = Arrays.stream(replication.split("\n"))
+                .filter(l -> l.trim().endsWith("Leader")).findFirst()
+                .orElseThrow(() -> new AssertionError("no Leader row in:\n" + replication));
+        String[] cells = row.trim().split("\\s+");
+        assertEquals(String.valueOf(leader), cells[0], row);
+        assertTrue(Long.parseLong(cells[2]) >= after, "log end offset at or past the high watermark: " + row);
+        assertEquals("0", cells[3], "the leader's lag: " + row);
+    }
+
     @Test
     void offsetsDeleteRecordsAndLogDirsTools() throws IOException {
         String topic = createTopic("cli-offsets", 2);
