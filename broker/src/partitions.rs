@@ -626,8 +626,8 @@ impl ReplicaManager {
         let now = now_ms();
         for p in self.all() {
             let mut log = p.lock();
-            if let Err(e) = log.flush(now) {
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush on shutdown failed");
+            if let Err(e) = log.close(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing the log on shutdown failed");
             }
         }
     }

@@ -138,6 +138,24 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Cuts the file to its entries, as Kafka's `trimToValidSize` does when a log
+    /// closes: Kafka's tools (`kafka-dump-log --index-sanity-check`) take a file's length
+    /// for its entries, so a preallocated tail of zeros reads as a corrupt index. An
+    /// append after this grows the file again. Not synced: a shutdown closes thousands of
+    /// logs, and a cut lost to a crash leaves the zero tail that `open` ignores.
+    pub fn trim_to_entries(&mut self) -> io::Result<()> {
+        let len = self.entries * self.entry_bytes;
+        self.map = None;
+        self.capacity_bytes = 0;
+        let file = open_rw(&self.path)?;
+        file.set_len(len as u64)?;
+        if len > 0 {
+            self.map = Some(map_random(&file)?);
+            self.capacity_bytes = len;
+        }
+        Ok(())
+    }
+
     /// Stops the index growing (its segment is sealed) and returns its file, opened now
     /// so that a later trim acts on this index even if the path has since been reused
     /// (a topic deleted and re-created), with the length of its entries, to which
@@ -310,6 +328,30 @@ mod tests {
         let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
         assert_eq!(idx.0.len(), 19_999);
         assert_eq!(idx.lookup(25), (20, 200));
+    }
+
+    #[test]
+    fn a_trimmed_active_index_has_no_tail_and_grows_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let mut idx = TimeIndex::open(&path, 1 << 20).unwrap();
+        idx.0.trim_to_entries().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "empty");
+        for i in 1..=3u32 {
+            assert!(idx.append(i64::from(i) * 1_000, i * 10).unwrap());
+        }
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 3 * 12,
+            "preallocated again"
+        );
+        idx.0.trim_to_entries().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * 12);
+        assert_eq!(idx.lookup(2_500), 20);
+        assert!(idx.append(4_000, 40).unwrap(), "appends after a trim");
+        assert_eq!(idx.lookup(5_000), 40);
+        drop(idx);
+        let idx = TimeIndex::open(&path, 1 << 20).unwrap();
+        assert_eq!((idx.0.len(), idx.lookup(3_500)), (4, 30));
     }
 
     #[test]

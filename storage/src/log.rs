@@ -607,6 +607,18 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Flushes, then cuts the active segment's indexes to their entries, as Kafka leaves
+    /// a log it closes (clean shutdown). Appends may follow: the indexes grow again.
+    pub fn close(&mut self, now_ms: i64) -> Result<()> {
+        self.flush(now_ms)?;
+        if self.refuses_writes() {
+            return Ok(());
+        }
+        self.active_mut()
+            .trim_indexes()
+            .during("trimming the indexes")
+    }
+
     /// The first flush of records written to a directory `open` created also syncs the
     /// directory and its parent, as Kafka syncs a log's directory before relying on a
     /// new segment. Without records nothing depends on it (and a shutdown flushing

@@ -386,6 +386,12 @@ impl Segment {
         self.time_index.0.flush()
     }
 
+    /// Cuts the indexes' preallocated tails (a clean shutdown).
+    pub fn trim_indexes(&mut self) -> io::Result<()> {
+        self.offset_index.0.trim_to_entries()?;
+        self.time_index.0.trim_to_entries()
+    }
+
     /// Called when the segment stops being the active one (and again, harmlessly, for
     /// segments found unsynced at start). Returns the files for the background thread to
     /// trim and sync, off the produce path.

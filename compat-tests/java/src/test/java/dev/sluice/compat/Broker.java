@@ -60,6 +60,14 @@ final class Broker implements AutoCloseable {
         this.external = external;
     }
 
+    /** Sluice's data directory (a managed broker only). */
+    Path dataDir() {
+        if (external) {
+            throw new IllegalStateException("an external broker's files are not known here");
+        }
+        return dataDir;
+    }
+
     static Broker start(String name) {
         return start(name, List.of());
     }
@@ -227,7 +235,8 @@ final class Broker implements AutoCloseable {
         }
     }
 
-    private void relaunch() {
+    /** Starts a stopped broker again on the same port and data dir. */
+    void relaunch() {
         // The old listener may linger briefly; wait for the port to be free.
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (portOpen(port) && System.nanoTime() < deadline) {

@@ -14,6 +14,8 @@ import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -270,6 +272,95 @@ class CliToolsTest extends BrokerTestBase {
         assertContains(deleted, "successful", "--delete");
         waitUntil("group gone from --list", WAIT, () -> !Arrays.asList(
                 ok("kafka-consumer-groups", "--bootstrap-server", bs(), "--list").split("\n")).contains(group));
+    }
+
+    @Test
+    void dumpLogReadsTheSegmentsAsKafkasOwn() throws Exception {
+        assumeSluice("reads the broker's files");
+        // Small segments and a dense index, so there are several of each to check.
+        String topic = createTopic("cli-dump", 1, Map.of("segment.bytes", "16384", "index.interval.bytes", "1024"));
+        int n = 600;
+        Properties props = stringProducerProps();
+        for (String codec : List.of("none", "lz4", "zstd")) {
+            props.put(org.apache.kafka.clients.producer.ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+            props.put(org.apache.kafka.clients.producer.ProducerConfig.BATCH_SIZE_CONFIG, "8192");
+            try (org.apache.kafka.clients.producer.KafkaProducer<String, String> p =
+                         new org.apache.kafka.clients.producer.KafkaProducer<>(props)) {
+                for (int i = 0; i < n / 3; i++) {
+                    var r = new org.apache.kafka.clients.producer.ProducerRecord<>(topic, 0, "k" + i,
+                            codec + "-" + i + "-" + "x".repeat(200));
+                    r.headers().add(header("codec", codec));
+                    p.send(r);
+                }
+                p.flush();
+            }
+        }
+        // Read as Kafka's tools are meant to read a log: stopped cleanly.
+        broker.stopGracefully();
+        try {
+            checkWithDumpLog(broker.dataDir().resolve(topic + "-0"), n);
+        } finally {
+            broker.relaunch();
+            reopenAdmin();
+        }
+    }
+
+    private static void checkWithDumpLog(Path dir, int n) throws IOException {
+        List<Path> logs = new ArrayList<>();
+        List<Path> indexes = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : (Iterable<Path>) files.sorted()::iterator) {
+                String name = f.getFileName().toString();
+                if (name.endsWith(".log")) {
+                    logs.add(f);
+                } else if (name.endsWith(".index") || name.endsWith(".timeindex")) {
+                    indexes.add(f);
+                }
+            }
+        }
+        assertTrue(logs.size() > 2, "several segments: " + logs);
+
+        // Kafka's reader walks every batch and record: each offset once, in order, with
+        // the value and header that were sent, and every batch's CRC valid.
+        List<String> args = new ArrayList<>(List.of("--deep-iteration", "--print-data-log", "--files"));
+        args.add(String.join(",", logs.stream().map(Path::toString).toList()));
+        String dump = ok("kafka-dump-log", args.toArray(String[]::new));
+        Pattern record = Pattern.compile("\\| offset: (\\d+) .*headerKeys: \\[codec\\] key: k(\\d+) payload: (\\w+)-(\\d+)-");
+        int expected = 0;
+        int batches = 0;
+        for (String line : dump.split("\n")) {
+            if (line.startsWith("baseOffset:")) {
+                batches++;
+                assertContains(line, "isvalid: true", "batch CRC");
+                continue;
+            }
+            Matcher m = record.matcher(line);
+            if (!m.find()) {
+                continue;
+            }
+            String codec = List.of("none", "lz4", "zstd").get(expected / (n / 3));
+            assertEquals(expected, Long.parseLong(m.group(1)), line);
+            assertEquals(codec, m.group(3), line);
+            assertEquals(expected % (n / 3), Integer.parseInt(m.group(2)), line);
+            assertEquals(m.group(2), m.group(4), line);
+            expected++;
+        }
+        assertEquals(n, expected, "records in kafka-dump-log's output:\n" + dump);
+        assertContains(dump, "compresscodec: zstd", "zstd batches kept as produced");
+        assertTrue(batches > 3, "batches: " + batches);
+
+        // Its index checks: the files hold whole entries in order (as a clean stop leaves
+        // them, with no preallocated tail), and every offset and time index entry points
+        // at the batch it names.
+        for (String flag : List.of("--index-sanity-check", "--verify-index-only")) {
+            args = new ArrayList<>(List.of(flag, "--files"));
+            args.add(String.join(",", indexes.stream().map(Path::toString).toList()));
+            String check = ok("kafka-dump-log", args.toArray(String[]::new));
+            for (String line : check.split("\n")) {
+                assertTrue(line.isBlank() || line.startsWith("Dumping ") || line.endsWith("passed sanity check."),
+                        "kafka-dump-log " + flag + " found a problem: " + line + "\n" + check);
+            }
+        }
     }
 
     /** A field of `kafka-metadata-quorum describe --status`, such as "HighWatermark". */
