@@ -81,6 +81,7 @@ pub const SUPPORTED: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
     (ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
+    (ApiKey::ElectLeaders, elect_leaders::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
 ];
 
@@ -144,6 +145,7 @@ pub async fn dispatch(b: &Arc<Broker>, request: Request, client_host: &str) -> R
         Q::OffsetDelete(r) => m(R::OffsetDelete(offset_delete::handle(b, &ctx, r))),
         Q::DescribeCluster(r) => m(R::DescribeCluster(describe_cluster::handle(b, &ctx, r))),
         Q::DescribeQuorum(r) => m(R::DescribeQuorum(describe_quorum::handle(b, &ctx, r))),
+        Q::ElectLeaders(r) => m(R::ElectLeaders(elect_leaders::handle(b, &ctx, r))),
         Q::DescribeProducers(r) => m(R::DescribeProducers(describe_producers::handle(b, &ctx, r))),
         // The decoder refuses every key that is not in SUPPORTED, so nothing else can
         // arrive here; a test checks that SUPPORTED and this match agree.

@@ -363,6 +363,34 @@ class CliToolsTest extends BrokerTestBase {
         }
     }
 
+    @Test
+    void leaderElectionTool() {
+        String topic = createTopic("cli-elect", 3);
+        // Every partition is led by its preferred replica already: nothing to elect, and
+        // for all partitions nothing to report.
+        String all = ok("kafka-leader-election", "--bootstrap-server", bs(), "--election-type", "preferred",
+                "--all-topic-partitions");
+        assertFalse(all.contains(topic), "no partition needed an election:\n" + all);
+        String one = ok("kafka-leader-election", "--bootstrap-server", bs(), "--election-type", "preferred",
+                "--topic", topic, "--partition", "1");
+        assertContains(one, "Valid replica already elected for partitions " + topic + "-1", "preferred");
+        String unclean = ok("kafka-leader-election", "--bootstrap-server", bs(), "--election-type", "unclean",
+                "--topic", topic, "--partition", "2");
+        assertContains(unclean, "Valid replica already elected for partitions " + topic + "-2", "unclean");
+
+        Result noPartition = run(null, "kafka-leader-election", "--bootstrap-server", bs(), "--election-type",
+                "preferred", "--topic", topic, "--partition", "7");
+        assertEquals(1, noPartition.exit(), noPartition.both());
+        assertContains(noPartition.out() + noPartition.err(),
+                "UnknownTopicOrPartitionException: No such partition as " + topic + "-7", "unknown partition");
+        String missing = uniqueName("cli-elect-missing");
+        Result noTopic = run(null, "kafka-leader-election", "--bootstrap-server", bs(), "--election-type",
+                "unclean", "--topic", missing, "--partition", "0");
+        assertEquals(1, noTopic.exit(), noTopic.both());
+        assertContains(noTopic.out() + noTopic.err(),
+                "UnknownTopicOrPartitionException: No such topic as " + missing, "unknown topic");
+    }
+
     /** A field of `kafka-metadata-quorum describe --status`, such as "HighWatermark". */
     private static long quorumStatusField(String status, String field) {
         for (String l : status.split("\n")) {
