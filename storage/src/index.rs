@@ -49,7 +49,12 @@ impl IndexFile {
             capacity_bytes: 0,
             max_bytes,
         };
-        idx.remap((entries * entry_bytes).max(GROW_STEP_BYTES.min(max_bytes)))?;
+        // The file as it is: a sealed segment's index never grows again, and extending
+        // it would give it back the zero tail its seal cut (which Kafka's tools read as
+        // a corrupt index). The active one grows on its first append.
+        if len > 0 {
+            idx.remap(0)?;
+        }
         // A preallocated tail left by an unclean stop reads as zero entries: an entry of
         // all zeros after the first can never be valid (keys strictly increase).
         while idx.entries > 1 && idx.entry(idx.entries - 1).iter().all(|&b| b == 0) {
@@ -328,6 +333,11 @@ mod tests {
         let idx = OffsetIndex::open(&path, 1 << 20).unwrap();
         assert_eq!(idx.0.len(), 19_999);
         assert_eq!(idx.lookup(25), (20, 200));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            19_999 * 8,
+            "opening a sealed index leaves its file as it is"
+        );
     }
 
     #[test]

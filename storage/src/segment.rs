@@ -386,16 +386,38 @@ impl Segment {
         self.time_index.0.flush()
     }
 
-    /// Cuts the indexes' preallocated tails (a clean shutdown).
+    /// Cuts the indexes' preallocated tails (a clean shutdown), after the last time
+    /// index entry Kafka gives a segment it closes.
     pub fn trim_indexes(&mut self) -> io::Result<()> {
+        self.index_max_timestamp()?;
         self.offset_index.0.trim_to_entries()?;
         self.time_index.0.trim_to_entries()
+    }
+
+    /// Indexes the segment's largest timestamp if the time index does not hold it yet,
+    /// as Kafka does for a segment it rolls or closes ("a normally closed segment
+    /// always appends the biggest timestamp ever seen"): Kafka takes a segment's largest
+    /// timestamp from its time index's last entry (time retention, MAX_TIMESTAMP).
+    fn index_max_timestamp(&mut self) -> io::Result<()> {
+        let Ok(max_rel) = u32::try_from(self.max_timestamp_batch_offset - self.base_offset) else {
+            return Ok(());
+        };
+        if self
+            .time_index
+            .last()
+            .is_none_or(|(ts, _)| self.max_timestamp > ts)
+        {
+            // A full index keeps what it has: lookups stay right, only longer.
+            self.time_index.append(self.max_timestamp, max_rel)?;
+        }
+        Ok(())
     }
 
     /// Called when the segment stops being the active one (and again, harmlessly, for
     /// segments found unsynced at start). Returns the files for the background thread to
     /// trim and sync, off the produce path.
     pub fn seal(&mut self) -> io::Result<SealedFiles> {
+        self.index_max_timestamp()?;
         Ok(SealedFiles {
             log: self.file.clone(),
             log_len: self.size,
@@ -547,6 +569,22 @@ mod tests {
                 .base_offset,
             150
         );
+    }
+
+    #[test]
+    fn a_rolled_or_closed_segment_indexes_its_largest_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        // An index interval no batch reaches: only the closing entry is written.
+        let mut seg = Segment::create(dir.path(), 10, 1 << 20, 1 << 20).unwrap();
+        append(&mut seg, 10, &[b"a"]);
+        append(&mut seg, 11, &[b"b", b"c"]);
+        assert_eq!(seg.time_index.last(), None);
+        seg.trim_indexes().unwrap();
+        // Batch 11-12 has the largest timestamp (its second record's, 1012): its last
+        // offset, relative to the segment.
+        assert_eq!(seg.time_index.last(), Some((1012, 2)));
+        seg.seal().unwrap();
+        assert_eq!(seg.time_index.0.len(), 1, "written once");
     }
 
     #[test]

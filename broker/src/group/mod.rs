@@ -570,8 +570,8 @@ impl GroupCoordinator {
     }
 
     pub fn close(&self) {
-        if let Err(e) = self.lock().store.flush() {
-            tracing::error!(error = %e, "flushing group offsets failed");
+        if let Err(e) = self.lock().store.close() {
+            tracing::error!(error = %e, "closing the group offsets log failed");
         }
     }
 }

@@ -252,6 +252,11 @@ impl OffsetStore {
     pub fn flush(&mut self) -> Result<(), sluice_storage::Error> {
         self.log.flush(now_ms())
     }
+
+    /// Flushes and leaves the log as Kafka closes one (clean shutdown).
+    pub fn close(&mut self) -> Result<(), sluice_storage::Error> {
+        self.log.close(now_ms())
+    }
 }
 
 /// A key or value as stored: plain structs, which always serialize.

@@ -277,8 +277,8 @@ class CliToolsTest extends BrokerTestBase {
     @Test
     void dumpLogReadsTheSegmentsAsKafkasOwn() throws Exception {
         assumeSluice("reads the broker's files");
-        // Small segments and a dense index, so there are several of each to check.
-        String topic = createTopic("cli-dump", 1, Map.of("segment.bytes", "16384", "index.interval.bytes", "1024"));
+        // Small segments, several index entries each, and batches after the last entry.
+        String topic = createTopic("cli-dump", 1, Map.of("segment.bytes", "16384", "index.interval.bytes", "4096"));
         int n = 600;
         Properties props = stringProducerProps();
         for (String codec : List.of("none", "lz4", "zstd")) {
@@ -295,7 +295,9 @@ class CliToolsTest extends BrokerTestBase {
                 p.flush();
             }
         }
-        // Read as Kafka's tools are meant to read a log: stopped cleanly.
+        // Read as Kafka's tools are meant to read a log: stopped cleanly, here after a
+        // restart too (opening the segments must not change their files).
+        broker.restart();
         broker.stopGracefully();
         try {
             checkWithDumpLog(broker.dataDir().resolve(topic + "-0"), n);
@@ -349,16 +351,40 @@ class CliToolsTest extends BrokerTestBase {
         assertContains(dump, "compresscodec: zstd", "zstd batches kept as produced");
         assertTrue(batches > 3, "batches: " + batches);
 
+        // Each segment's last time index entry is its largest timestamp, at the last
+        // offset of the batch holding it: where Kafka reads a segment's largest
+        // timestamp from (time retention, MAX_TIMESTAMP).
+        Pattern batch = Pattern.compile("^baseOffset: \\d+ lastOffset: (\\d+) .* CreateTime: (\\d+) ");
+        for (Path log : logs) {
+            long maxTs = -1;
+            long maxTsOffset = -1;
+            for (String line : ok("kafka-dump-log", "--files", log.toString()).split("\n")) {
+                Matcher m = batch.matcher(line);
+                if (m.find() && Long.parseLong(m.group(2)) > maxTs) {
+                    maxTs = Long.parseLong(m.group(2));
+                    maxTsOffset = Long.parseLong(m.group(1));
+                }
+            }
+            Path timeIndex = Paths.get(log.toString().replaceAll("\\.log$", ".timeindex"));
+            String[] entries = ok("kafka-dump-log", "--files", timeIndex.toString()).split("\n");
+            assertEquals("timestamp: " + maxTs + " offset: " + maxTsOffset, entries[entries.length - 1].trim(),
+                    "last entry of " + timeIndex);
+        }
+
         // Its index checks: the files hold whole entries in order (as a clean stop leaves
         // them, with no preallocated tail), and every offset and time index entry points
         // at the batch it names.
+        // (It reports mismatches on stderr and still exits 0.)
         for (String flag : List.of("--index-sanity-check", "--verify-index-only")) {
             args = new ArrayList<>(List.of(flag, "--files"));
             args.add(String.join(",", indexes.stream().map(Path::toString).toList()));
-            String check = ok("kafka-dump-log", args.toArray(String[]::new));
-            for (String line : check.split("\n")) {
-                assertTrue(line.isBlank() || line.startsWith("Dumping ") || line.endsWith("passed sanity check."),
-                        "kafka-dump-log " + flag + " found a problem: " + line + "\n" + check);
+            Result check = run(null, "kafka-dump-log", args.toArray(String[]::new));
+            assertEquals(0, check.exit(), check.both());
+            assertTrue(check.err().isBlank(), "kafka-dump-log " + flag + " found a problem:\n" + check.both());
+            for (String line : check.out().split("\n")) {
+                assertTrue(line.isBlank() || line.startsWith("Dumping ") || line.endsWith("passed sanity check.")
+                                || line.endsWith(" is empty."),
+                        "kafka-dump-log " + flag + " found a problem: " + line + "\n" + check.both());
             }
         }
     }
@@ -426,6 +452,15 @@ class CliToolsTest extends BrokerTestBase {
         assertEquals(String.valueOf(leader), cells[0], row);
         assertTrue(Long.parseLong(cells[2]) >= after, "log end offset at or past the high watermark: " + row);
         assertEquals("0", cells[3], "the leader's lag: " + row);
+        // With nothing being written, the high watermark is the leader's log end: every
+        // entry is committed, and both count entries the same way.
+        waitUntil("high watermark at the log end", WAIT, () -> {
+            long hw = quorumStatusField(
+                    ok("kafka-metadata-quorum", "--bootstrap-server", bs(), "describe", "--status"), "HighWatermark");
+            String rep = ok("kafka-metadata-quorum", "--bootstrap-server", bs(), "describe", "--replication");
+            return Arrays.stream(rep.split("\n")).filter(l -> l.trim().endsWith("Leader"))
+                    .anyMatch(l -> l.trim().split("\\s+")[2].equals(String.valueOf(hw)));
+        });
     }
 
     @Test
