@@ -150,15 +150,16 @@ impl IndexFile {
     /// logs, and a cut lost to a crash leaves the zero tail that `open` ignores.
     pub fn trim_to_entries(&mut self) -> io::Result<()> {
         let len = self.entries * self.entry_bytes;
+        let file = open_rw(&self.path)?;
+        // No map may reach past the cut.
         self.map = None;
         self.capacity_bytes = 0;
-        let file = open_rw(&self.path)?;
-        file.set_len(len as u64)?;
-        if len > 0 {
-            self.map = Some(map_random(&file)?);
-            self.capacity_bytes = len;
+        let cut = file.set_len(len as u64);
+        // Cut or not, map what the file holds now, so that its entries stay readable.
+        if file.metadata()?.len() > 0 {
+            self.remap(0)?;
         }
-        Ok(())
+        cut
     }
 
     /// Stops the index growing (its segment is sealed) and returns its file, opened now

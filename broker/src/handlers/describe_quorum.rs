@@ -61,8 +61,10 @@ pub fn handle(
     }
     let q = b.metadata.quorum_state();
     let partition = if q.leader != Some(q.node_id) {
-        // Only the leader knows its followers' progress; KRaft answers the same, and an
-        // admin client then asks another node.
+        // Only the leader knows its followers' progress; a KRaft controller that is not
+        // the leader answers the same. (Kafka's brokers forward the request to the
+        // active controller; with several voters this node would have to forward it to
+        // the leader too. Sluice runs one voter today, which always leads.)
         error_partition(METADATA_PARTITION, E::NotLeaderOrFollower)
     } else {
         leader_partition(&q, ctx.version, now_ms())
