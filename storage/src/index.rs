@@ -49,9 +49,10 @@ impl IndexFile {
             capacity_bytes: 0,
             max_bytes,
         };
-        // The file as it is: a sealed segment's index never grows again, and extending
-        // it would give it back the zero tail its seal cut (which Kafka's tools read as
-        // a corrupt index). The active one grows on its first append.
+        // The file opens as it is: a sealed segment's index never grows again, and
+        // extending it would give it back the zero tail its seal cut (which Kafka's
+        // tools read as a corrupt index). An active one grows on its next append; a new
+        // segment's is allocated when it is created ([`IndexFile::preallocate`]).
         if len > 0 {
             idx.remap(0)?;
         }
@@ -139,6 +140,15 @@ impl IndexFile {
     pub fn flush(&self) -> io::Result<()> {
         if let Some(m) = &self.map {
             m.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Allocates a new index's first stretch, so that the append that fills it first
+    /// does not pay for it.
+    pub fn preallocate(&mut self) -> io::Result<()> {
+        if self.capacity_bytes == 0 {
+            self.remap(GROW_STEP_BYTES.min(self.max_bytes))?;
         }
         Ok(())
     }

@@ -88,7 +88,10 @@ impl Segment {
         ] {
             let _ = std::fs::remove_file(p);
         }
-        Self::with_file(dir, base_offset, file, index_bytes, index_interval_bytes)
+        let mut seg = Self::with_file(dir, base_offset, file, index_bytes, index_interval_bytes)?;
+        seg.offset_index.0.preallocate()?;
+        seg.time_index.0.preallocate()?;
+        Ok(seg)
     }
 
     fn with_file(
@@ -569,6 +572,21 @@ mod tests {
                 .base_offset,
             150
         );
+    }
+
+    #[test]
+    fn only_a_new_segment_allocates_its_indexes_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = |p: PathBuf| std::fs::metadata(p).unwrap().len();
+        let mut seg = Segment::create(dir.path(), 0, 1 << 20, 1 << 20).unwrap();
+        assert!(len(index_path(dir.path(), 0)) > 0, "allocated when created");
+        seg.trim_indexes().unwrap();
+        assert_eq!(len(index_path(dir.path(), 0)), 0, "no entries");
+        drop(seg);
+        let (seg, _) = Segment::open(dir.path(), 0, 1 << 20, 1 << 20, false, |_| {}).unwrap();
+        assert_eq!(len(index_path(dir.path(), 0)), 0, "opened as it is");
+        assert_eq!(len(time_index_path(dir.path(), 0)), 0);
+        drop(seg);
     }
 
     #[test]
