@@ -60,6 +60,20 @@ pub fn group_write(e: &StorageError) -> E {
     }
 }
 
+/// Kafka's default message for an error (`Errors.message()`), for the responses that
+/// carry one where Kafka sets it. Only the errors Sluice sends with their default
+/// message are here; None for the rest.
+pub fn default_message(e: E) -> Option<&'static str> {
+    Some(match e {
+        E::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+        E::NotLeaderOrFollower => "For requests intended only for the leader, this error indicates that the broker is not the current leader. For requests intended for any replica, this error indicates that the broker is not a replica of the topic partition.",
+        E::PreferredLeaderNotAvailable => "The preferred leader was not available.",
+        E::EligibleLeadersNotAvailable => "Eligible topic partition leaders are not available.",
+        E::ElectionNotNeeded => "Leader election not needed for topic partition.",
+        _ => return None,
+    })
+}
+
 pub fn metadata(e: &MetadataError) -> E {
     match e {
         MetadataError::TopicAlreadyExists | MetadataError::TopicIdAlreadyExists { .. } => {

@@ -60,11 +60,7 @@ impl Inner {
             }
             Err(e) => {
                 *store_failed_at = Some(Instant::now());
-                if matches!(e, sluice_storage::Error::Poisoned) {
-                    tracing::debug!(group = group_id, error = %e, "storing group metadata failed");
-                } else {
-                    tracing::error!(group = group_id, error = %e, "storing group metadata failed");
-                }
+                log_write_failure(&format!("storing group metadata of {group_id} failed"), &e);
             }
         }
     }
@@ -137,15 +133,20 @@ pub struct MemberView {
     pub assignment: bytes::Bytes,
 }
 
-/// Logs a failed write to the offsets log and gives the error for the client. Once the
-/// log has refused writes (it logged that itself), each later refusal is not logged
-/// again: consumers retry their commits every few hundred milliseconds.
-fn write_failed(what: &str, e: &sluice_storage::Error) -> E {
+/// Logs a failed write to the offsets log. Once the log has refused writes (it logged
+/// that itself), each later refusal is not logged again: consumers retry their commits
+/// every few hundred milliseconds, and group metadata is retried every second.
+fn log_write_failure(what: &str, e: &sluice_storage::Error) {
     if matches!(e, sluice_storage::Error::Poisoned) {
         tracing::debug!(error = %e, "{what}");
     } else {
         tracing::error!(error = %e, "{what}");
     }
+}
+
+/// Logs a failed write a client asked for, and gives the error it is answered with.
+fn write_failed(what: &str, e: &sluice_storage::Error) -> E {
+    log_write_failure(what, e);
     error_code::group_write(e)
 }
 

@@ -21,6 +21,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::dispatch::RequestContext;
+use crate::error_code;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
@@ -95,15 +96,7 @@ fn error_partition(index: i32, error: E) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
         .with_error_code(error.code())
-        .with_error_message(Some(StrBytes::from_static_str(error_message(error))))
-}
-
-/// Kafka's default message for the errors this handler gives.
-fn error_message(error: E) -> &'static str {
-    match error {
-        E::NotLeaderOrFollower => "For requests intended only for the leader, this error indicates that the broker is not the current leader. For requests intended for any replica, this error indicates that the broker is not a replica of the topic partition.",
-        _ => "This server does not host this topic-partition.",
-    }
+        .with_error_message(error_code::default_message(error).map(StrBytes::from_static_str))
 }
 
 fn leader_partition(q: &QuorumState, version: i16, now_ms: i64) -> PartitionData {

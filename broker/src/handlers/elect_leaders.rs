@@ -16,6 +16,7 @@ use sluice_raft::PartitionMeta;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
+use crate::error_code;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
@@ -45,7 +46,7 @@ pub fn handle(
                     let partitions = t
                         .partitions
                         .iter()
-                        .map(|&p| result(p, Some(E::InvalidRequest), Some(message.clone())))
+                        .map(|&p| result(p, E::InvalidRequest, Some(message.clone())))
                         .collect();
                     topic_result(t.topic, partitions)
                 })
@@ -66,7 +67,7 @@ pub fn handle(
                     .partitions
                     .iter()
                     .filter_map(|p| match elect(p, unclean) {
-                        Some(E::ElectionNotNeeded) => None,
+                        E::ElectionNotNeeded => None,
                         error => Some(result(p.partition, error, None)),
                     })
                     .collect();
@@ -83,7 +84,7 @@ pub fn handle(
                     .map(|&p| match image.topic(name) {
                         None => result(
                             p,
-                            Some(E::UnknownTopicOrPartition),
+                            E::UnknownTopicOrPartition,
                             Some(format!("No such topic as {name}")),
                         ),
                         Some(topic) => match usize::try_from(p)
@@ -92,7 +93,7 @@ pub fn handle(
                         {
                             None => result(
                                 p,
-                                Some(E::UnknownTopicOrPartition),
+                                E::UnknownTopicOrPartition,
                                 Some(format!("No such partition as {name}-{p}")),
                             ),
                             Some(meta) => result(p, elect(meta, unclean), None),
@@ -107,39 +108,29 @@ pub fn handle(
 }
 
 /// One partition's outcome (`ReplicationControlManager.electLeader`).
-fn elect(p: &PartitionMeta, unclean: bool) -> Option<E> {
+fn elect(p: &PartitionMeta, unclean: bool) -> E {
     let led = p.leader >= 0;
     let by_preferred = led && p.replicas.first() == Some(&p.leader);
     if (!unclean && by_preferred) || (unclean && led) {
-        return Some(E::ElectionNotNeeded);
-    }
-    // No other replica exists to take over.
-    Some(if unclean {
+        E::ElectionNotNeeded
+    } else if unclean {
+        // No other replica exists to take over.
         E::EligibleLeadersNotAvailable
     } else {
         E::PreferredLeaderNotAvailable
-    })
+    }
 }
 
-fn result(partition: i32, error: Option<E>, message: Option<String>) -> PartitionResult {
-    let mut r = PartitionResult::default().with_partition_id(partition);
-    if let Some(e) = error {
-        r.error_code = e.code();
-        r.error_message = Some(str_bytes(
-            message.unwrap_or_else(|| default_message(e).to_owned()),
-        ));
-    }
-    r
-}
-
-/// Kafka's default messages (`Errors`) for the errors this handler gives.
-fn default_message(e: E) -> &'static str {
-    match e {
-        E::ElectionNotNeeded => "Leader election not needed for topic partition.",
-        E::PreferredLeaderNotAvailable => "The preferred leader was not available.",
-        E::EligibleLeadersNotAvailable => "Eligible topic partition leaders are not available.",
-        _ => "This server does not host this topic-partition.",
-    }
+/// A partition's result: its error, with the given message or Kafka's default one.
+fn result(partition: i32, error: E, message: Option<String>) -> PartitionResult {
+    PartitionResult::default()
+        .with_partition_id(partition)
+        .with_error_code(error.code())
+        .with_error_message(
+            message
+                .or_else(|| error_code::default_message(error).map(str::to_owned))
+                .map(str_bytes),
+        )
 }
 
 fn topic_result(topic: TopicName, partitions: Vec<PartitionResult>) -> ReplicaElectionResult {
@@ -167,20 +158,11 @@ mod tests {
         let by_preferred = partition(1, &[1, 2]);
         let by_other = partition(2, &[1, 2]);
         let leaderless = partition(-1, &[1]);
-        assert_eq!(elect(&by_preferred, false), Some(E::ElectionNotNeeded));
-        assert_eq!(elect(&by_preferred, true), Some(E::ElectionNotNeeded));
-        assert_eq!(
-            elect(&by_other, false),
-            Some(E::PreferredLeaderNotAvailable)
-        );
-        assert_eq!(elect(&by_other, true), Some(E::ElectionNotNeeded));
-        assert_eq!(
-            elect(&leaderless, false),
-            Some(E::PreferredLeaderNotAvailable)
-        );
-        assert_eq!(
-            elect(&leaderless, true),
-            Some(E::EligibleLeadersNotAvailable)
-        );
+        assert_eq!(elect(&by_preferred, false), E::ElectionNotNeeded);
+        assert_eq!(elect(&by_preferred, true), E::ElectionNotNeeded);
+        assert_eq!(elect(&by_other, false), E::PreferredLeaderNotAvailable);
+        assert_eq!(elect(&by_other, true), E::ElectionNotNeeded);
+        assert_eq!(elect(&leaderless, false), E::PreferredLeaderNotAvailable);
+        assert_eq!(elect(&leaderless, true), E::EligibleLeadersNotAvailable);
     }
 }
