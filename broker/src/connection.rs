@@ -46,8 +46,13 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     'conn: loop {
-        // Handle every complete frame already buffered.
+        // Handle every complete frame already buffered, until shutdown: a request read
+        // after it is not handled (its client sees the connection close and retries
+        // elsewhere or later), so nothing is written once the logs are closing.
         loop {
+            if *shutdown.borrow() {
+                break 'conn;
+            }
             // Account for the frame's bytes before buffering them: the request memory
             // of all connections together is bounded by queued.max.request.bytes.
             let len = match sluice_wire::frame::peek_len(&buf, max_frame) {

@@ -14,7 +14,9 @@ pub fn code(e: E) -> i16 {
 
 pub fn storage(e: &StorageError) -> E {
     match e {
-        StorageError::Io { .. } | StorageError::Poisoned => E::KafkaStorageError,
+        StorageError::Io { .. } | StorageError::Poisoned | StorageError::Closed => {
+            E::KafkaStorageError
+        }
         StorageError::Batch(b) => match b {
             // Produce v3+ carries magic-2 batches only: Kafka's
             // `ProduceRequest.validateRecords` refuses others as INVALID_RECORD.

@@ -31,8 +31,9 @@ class BackgroundProducer:
     """Produces numbered records as fast as librdkafka accepts them until
     stopped; keeps the delivery reports."""
 
-    def __init__(self, bootstrap, topic, idempotent):
+    def __init__(self, bootstrap, topic, idempotent, name=""):
         self.topic = topic
+        self.name = name    # prefixes the values, so that several producers' differ
         self.log = DeliveryLog()
         self.lock = threading.Lock()
         self.p = Producer({
@@ -50,7 +51,7 @@ class BackgroundProducer:
         i = 0
         while not self.stop_evt.is_set():
             try:
-                self.p.produce(self.topic, key=str(i % 50).encode(), value=f"{i:09d}".encode(),
+                self.p.produce(self.topic, key=str(i % 50).encode(), value=f"{self.name}{i:09d}".encode(),
                                on_delivery=self.log)
                 i += 1
                 self.sent = i
@@ -329,3 +330,53 @@ def test_a_group_over_a_lowered_max_size_shrinks_after_a_restart(ctl_broker):
     finally:
         for c in consumers:
             c.close()
+
+
+def index_tail_faults(data_dir, topic, partitions):
+    """What is wrong with the end of each partition's active-segment indexes after a
+    clean stop: Kafka cuts them to their entries, and its tools read a file's length as
+    its entries, so a tail of zeros is a corrupt index to them."""
+    faults = []
+    for p in partitions:
+        d = os.path.join(data_dir, f"{topic}-{p}")
+        # (suffix, entry size, offset and length of a field never zero in an entry
+        # after the first: the time index's timestamp, the offset index's position)
+        for suffix, size, at, n in ((".timeindex", 12, 0, 8), (".index", 8, 4, 4)):
+            name = max(f for f in os.listdir(d) if f.endswith(suffix))
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            if len(data) % size:
+                faults.append(f"{name} of partition {p}: {len(data)} bytes, not whole entries")
+            elif len(data) >= 2 * size and data[-size + at:][:n] == bytes(n):
+                zeros = len(data) - len(data.rstrip(b"\0"))
+                faults.append(f"{name} of partition {p}: {len(data)} bytes ending in {zeros} zeros")
+    return faults
+
+
+def test_a_stop_under_load_leaves_every_index_cut_to_its_entries(ctl_broker):
+    """SIGTERM while three producers keep writing. The broker stops taking requests
+    before it closes the logs, so no append lands after a log's close: each active
+    segment's indexes end at their last entry, as Kafka leaves them (an append after the
+    close grows the preallocated zero tail back). Every acknowledged record is kept."""
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-stop"), partitions=PARTS,
+                         config={"index.interval.bytes": "1"})
+    producers = [BackgroundProducer(b.bootstrap, topic, False, name=f"p{n}-") for n in range(3)]
+    for p in producers:
+        p.start()
+    try:
+        wait_until(lambda: sum(p.delivered() for p in producers) >= 20000, 60,
+                   what="20000 acked records before the stop")
+        assert b.stop() == 0
+        faults = index_tail_faults(b.data_dir, topic, range(PARTS))
+        b.start()
+    finally:
+        for p in producers:
+            p.finish()
+    assert not faults, faults
+    delivered = {v for p in producers for _, _, _, v, _, _ in p.log.ok}
+    wm = watermarks(b.bootstrap, topic, range(PARTS))
+    got = cf_consume_assigned(b.bootstrap, topic, range(PARTS), sum(hi - lo for lo, hi in wm.values()),
+                              timeout=90)
+    missing = delivered - {m[3] for m in got}
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"

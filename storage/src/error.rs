@@ -31,6 +31,10 @@ pub enum Error {
     /// cache can no longer be trusted, and a failed append may have left part of a batch.
     #[error("the log refuses writes after an earlier write or flush failed, until a restart")]
     Poisoned,
+    /// The log was closed (the broker is shutting down): Kafka's closed log refuses an
+    /// append the same way, with a `KafkaStorageException`.
+    #[error("the log is closed: the broker is shutting down")]
+    Closed,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -70,6 +70,9 @@ pub struct PartitionLog {
     unflushed_messages: i64,
     last_flush_ms: i64,
     poisoned: bool,
+    /// Set by `close`: nothing is written after it, so what the close flushed and cut
+    /// stays the log's last state until the next start.
+    closed: bool,
     /// Offsets below it are on disk; moved by the background thread after a roll.
     recovery_point: Arc<RecoveryPoint>,
     /// Sealed segments ending at or below it have been handed to the background thread.
@@ -133,6 +136,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             poisoned: false,
+            closed: false,
             recovery_point: RecoveryPoint::new(dir, i64::MIN),
             flush_queued_upto: i64::MIN,
             dir_unsynced: created,
@@ -330,8 +334,8 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        if self.refuses_writes() {
-            return Err(Error::Poisoned);
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
         }
         let records = batch::check(records)?;
         self.append_as_leader_with(&records, None, leader_epoch, now_ms, |_| Ok(()))
@@ -351,8 +355,8 @@ impl PartitionLog {
         now_ms: i64,
         before_write: impl FnOnce(&[i64]) -> std::io::Result<()>,
     ) -> Result<AppendResult> {
-        if self.refuses_writes() {
-            return Err(Error::Poisoned);
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
         }
         let validated = records;
         let batches = validated.batches();
@@ -570,6 +574,17 @@ impl PartitionLog {
         self.poisoned || self.recovery_point.failed() || self.recovery_point.retired()
     }
 
+    /// Why a write is refused, if it is: the log is closed, or it is in doubt.
+    fn write_refusal(&self) -> Option<Error> {
+        if self.closed {
+            Some(Error::Closed)
+        } else if self.refuses_writes() {
+            Some(Error::Poisoned)
+        } else {
+            None
+        }
+    }
+
     /// The offset below which every batch is known to be on disk.
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.offset()
@@ -608,8 +623,14 @@ impl PartitionLog {
     }
 
     /// Flushes, then cuts the active segment's indexes to their entries, as Kafka leaves
-    /// a log it closes (clean shutdown). Appends may follow: the indexes grow again.
+    /// a log it closes (clean shutdown). From then on every write is refused with
+    /// [`Error::Closed`] (an append would grow the indexes' tails back) and retention
+    /// deletes nothing; reads go on.
     pub fn close(&mut self, now_ms: i64) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         self.flush(now_ms)?;
         if self.refuses_writes() {
             return Ok(());
@@ -844,8 +865,8 @@ impl PartitionLog {
     /// DeleteRecords: moves the log start offset up to `offset` (at most the high
     /// watermark) and drops segments wholly below it. Returns the new log start offset.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
-        if self.refuses_writes() {
-            return Err(Error::Poisoned);
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
         }
         let offset = if offset == -1 {
             self.high_watermark
@@ -899,7 +920,7 @@ impl PartitionLog {
     /// Kafka does) and drops segments below the log start offset; returns how many
     /// segments went.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
-        if self.recovery_point.retired() {
+        if self.recovery_point.retired() || self.closed {
             return Ok(0);
         }
         let mut deleted = self.delete_segments_below_start()?;

@@ -836,8 +836,14 @@ impl DelayTimer {
                     out.extend(chunk.into_iter().map(|(e, s)| (e, s, Outcome::Done)));
                 }
                 Err(err) => {
-                    tracing::warn!(topic = %part.topic, partition = index, error = %err,
-                        "releasing delayed records failed; trying again later");
+                    if matches!(err, sluice_storage::Error::Closed) {
+                        // Shutting down: released after the restart.
+                        tracing::debug!(topic = %part.topic, partition = index,
+                            "delayed records due at shutdown wait for the restart");
+                    } else {
+                        tracing::warn!(topic = %part.topic, partition = index, error = %err,
+                            "releasing delayed records failed; trying again later");
+                    }
                     // The batch may be in the log though the append failed (its fsync
                     // did, and the log now refuses writes until a restart recovers it):
                     // then it is released, or a retry would append it twice.

@@ -135,9 +135,11 @@ pub struct MemberView {
 
 /// Logs a failed write to the offsets log. Once the log has refused writes (it logged
 /// that itself), each later refusal is not logged again: consumers retry their commits
-/// every few hundred milliseconds, and group metadata is retried every second.
+/// every few hundred milliseconds, and group metadata is retried every second. A log
+/// closed at shutdown refuses what comes after as quietly.
 fn log_write_failure(what: &str, e: &sluice_storage::Error) {
-    if matches!(e, sluice_storage::Error::Poisoned) {
+    use sluice_storage::Error::{Closed, Poisoned};
+    if matches!(e, Poisoned | Closed) {
         tracing::debug!(error = %e, "{what}");
     } else {
         tracing::error!(error = %e, "{what}");

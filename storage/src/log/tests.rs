@@ -647,6 +647,51 @@ fn a_retired_log_writes_nothing_more() {
     assert_eq!(log.segment_count(), 2);
 }
 
+/// After `close` (shutdown) nothing is written: appends, record deletion and retention
+/// are refused or do nothing, the indexes keep the length the close cut them to, reads
+/// go on; a second close changes nothing; the next open appends again.
+#[test]
+fn a_closed_log_writes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    for i in 0..3 {
+        append(&mut log, &batch(i, &[&[b'x'; 100]]), 0, 0).unwrap();
+    }
+    let active = *log.segment_bases().last().unwrap();
+    let index_lengths = |dir: &Path| {
+        ["index", "timeindex"].map(|ext| {
+            std::fs::metadata(dir.join(format!("{active:020}.{ext}")))
+                .unwrap()
+                .len()
+        })
+    };
+    log.close(0).unwrap();
+    let closed = index_lengths(dir.path());
+    assert!(closed.iter().all(|&len| len < 1024), "cut: {closed:?}");
+    assert!(matches!(
+        append(&mut log, &batch(9, &[&[b'y'; 100]]), 0, 0),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(log.delete_records_before(1), Err(Error::Closed)));
+    log.set_config(LogConfig {
+        retention_ms: 0,
+        ..small_config()
+    });
+    assert_eq!(log.enforce_retention(i64::MAX / 2).unwrap(), 0);
+    log.close(0).unwrap();
+    assert_eq!(index_lengths(dir.path()), closed);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 3));
+    assert_eq!(read_all(&log, 0).len(), 3);
+    stop(log);
+    let mut log = PartitionLog::open(dir.path(), small_config(), 0).unwrap();
+    assert_eq!(
+        append(&mut log, &batch(9, &[b"z"]), 0, 0)
+            .unwrap()
+            .base_offset,
+        3
+    );
+}
+
 #[test]
 fn a_segment_overlapping_the_one_before_goes_with_those_after_it() {
     let dir = tempfile::tempdir().unwrap();
