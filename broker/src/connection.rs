@@ -41,7 +41,9 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         .int("max.inflight.requests.per.connection")
         .max(1) as usize;
     let (tx, rx) = mpsc::channel::<Vec<Chunk<SendRegion>>>(inflight);
-    let writer = tokio::spawn(write_loop(wr, rx, broker.clone()));
+    // Ends with this task, also when a shutdown cuts it off while the writer waits on a
+    // client that does not read.
+    let mut writer = AbortOnDrop(tokio::spawn(write_loop(wr, rx, broker.clone())));
     let max_frame = broker.config.int("socket.request.max.bytes") as usize;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
@@ -120,7 +122,16 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         }
     }
     drop(tx);
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Decodes and handles one frame. `Ok(None)`: nothing to send (acks=0 Produce).

@@ -109,6 +109,10 @@ pub struct ReplicaManager {
     /// Serialises `sync` so two metadata updates never race on directories, and holds
     /// the image the last sync applied: a topic unchanged since then is skipped.
     sync_lock: Mutex<Option<Arc<MetadataImage>>>,
+    /// Set by `close_all`, under the sync lock: a log that a metadata change opens after
+    /// it (the quorum runs until the broker leaves it) is closed as it opens, so that no
+    /// log takes writes after the shutdown's close.
+    closed: AtomicBool,
 }
 
 /// The partitions of one topic hosted here, by index.
@@ -212,6 +216,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             views: RwLock::new(HashMap::new()),
             sync_lock: Mutex::new(None),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -558,6 +563,9 @@ impl ReplicaManager {
             }
         }
         let mut log = PartitionLog::open(&dir, config.clone(), now_ms())?;
+        if self.closed.load(Ordering::Relaxed) {
+            log.close(now_ms())?;
+        }
         if read_topic_id(&dir).is_none() {
             let text = format!("version: 0\ntopic_id: {}\n", topic.id);
             durable::write_unsynced(&dir.join(PARTITION_METADATA), text.as_bytes()).map_err(
@@ -621,8 +629,11 @@ impl ReplicaManager {
         }
     }
 
-    /// Flushes and closes every log (clean shutdown).
+    /// Flushes and closes every log (clean shutdown); a log opened after it is closed at
+    /// once.
     pub fn close_all(&self) {
+        let _no_sync = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::Relaxed);
         let now = now_ms();
         for p in self.all() {
             let mut log = p.lock();
@@ -702,6 +713,29 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &again));
         assert_eq!(again.topic_id, Uuid::from_u128(8));
         assert_eq!(again.lock().log_end_offset(), 0);
+    }
+
+    /// After `close_all` every log refuses writes, those a later metadata change opens
+    /// included (the quorum still applies changes while the broker shuts down).
+    #[test]
+    fn no_log_takes_a_write_after_close_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let replicas = ReplicaManager::new(dir.path(), 1, BTreeMap::new());
+        let one = test_images::with_topic(&test_images::one_broker(), "t", 7, 1, BTreeMap::new());
+        replicas.sync(&one).unwrap();
+        replicas.close_all();
+        let two = test_images::with_topic(&one, "u", 8, 1, BTreeMap::new());
+        replicas.sync(&two).unwrap();
+        let batch = sluice_storage::batch::build_batch(0, 0, &[b"v"], (-1, -1, -1));
+        for topic in ["t", "u"] {
+            let part = replicas.get(topic, 0).expect("hosted");
+            let appended = part.lock().append_as_leader(&batch, 0, 0);
+            assert!(
+                matches!(appended, Err(sluice_storage::Error::Closed)),
+                "{topic}: {appended:?}"
+            );
+        }
+        sluice_storage::background::wait_idle();
     }
 
     /// Two tasks sync while topics are created. A sync that applied an image older than

@@ -367,12 +367,15 @@ def test_a_stop_under_load_leaves_every_index_cut_to_its_entries(ctl_broker):
     try:
         wait_until(lambda: sum(p.delivered() for p in producers) >= 20000, 60,
                    what="20000 acked records before the stop")
-        assert b.stop() == 0
+        code = b.stop()
         faults = index_tail_faults(b.data_dir, topic, range(PARTS))
-        b.start()
     finally:
+        # Started again whatever happened, so that the producers can deliver the rest.
+        if not b.running():
+            b.start()
         for p in producers:
             p.finish()
+    assert code == 0, f"exit code {code}"
     assert not faults, faults
     delivered = {v for p in producers for _, _, _, v, _, _ in p.log.ok}
     wm = watermarks(b.bootstrap, topic, range(PARTS))
@@ -380,3 +383,47 @@ def test_a_stop_under_load_leaves_every_index_cut_to_its_entries(ctl_broker):
                               timeout=90)
     missing = delivered - {m[3] for m in got}
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+
+
+def test_a_stop_answers_a_join_waiting_for_its_rebalance(ctl_broker):
+    """A JoinGroup waits for a rebalance that cannot end (the first member never rejoins)
+    when the broker is stopped. It is answered COORDINATOR_NOT_AVAILABLE at once, as
+    Kafka's coordinator answers once it is no longer active, instead of holding the
+    shutdown until the broker cuts its connection off."""
+    from rawkafka import Conn, Reader, i32, string
+    b = ctl_broker
+    group = uniq("ctl-join")
+
+    def join(conn, member_id):
+        # JoinGroup v0: group, session timeout (also the rebalance timeout), member id,
+        # protocol type, one protocol with empty metadata.
+        body = (string(group) + i32(30000) + string(member_id) + string("consumer")
+                + i32(1) + string("range") + i32(0))
+        conn.send_request(11, 0, body)
+
+    def answer(conn, timeout):
+        r = Reader(conn.recv_frame(timeout))
+        r.i32()                     # correlation id
+        error = r.i16()
+        r.i32()                     # generation
+        r.string()                  # protocol
+        r.string()                  # leader
+        return error, r.string()    # member id
+
+    with Conn(b.host, b.port) as first, Conn(b.host, b.port) as second:
+        join(first, "")
+        error, member = answer(first, 30)
+        assert error == 0 and member, (error, member)
+        join(second, "")
+        time.sleep(1)               # the second join is waiting for the first member
+        began = time.monotonic()
+        stopping = threading.Thread(target=b.stop)
+        stopping.start()
+        error, _ = answer(second, 10)
+        stopping.join(30)
+        took = time.monotonic() - began
+    assert error == 15, f"error {error}, not COORDINATOR_NOT_AVAILABLE"
+    with open(b.log_path, errors="replace") as f:
+        cut_off = [line for line in f if "cut off" in line]
+    assert not cut_off, cut_off
+    print(f"stopped in {took:.2f} s")

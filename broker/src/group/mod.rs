@@ -551,7 +551,7 @@ impl GroupCoordinator {
         let count = expired.len();
         if count > 0 {
             if let Err(e) = inner.delete_offsets(expired) {
-                tracing::error!(error = %e, "expiring committed offsets failed");
+                log_write_failure("expiring committed offsets failed", &e);
                 return;
             }
             tracing::info!(
@@ -567,7 +567,7 @@ impl GroupCoordinator {
             .collect();
         for id in forgotten {
             if let Err(e) = inner.remove_group(&id) {
-                tracing::error!(group = %id, error = %e, "forgetting an empty group failed");
+                log_write_failure(&format!("forgetting empty group {id} failed"), &e);
             }
         }
     }

@@ -5,10 +5,12 @@ use std::time::Duration;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::str_bytes;
+use kafka_protocol::error::ResponseError as E;
+
+use super::{str_bytes, unless_shutting_down};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
-use crate::group::JoinRequest;
+use crate::group::{JoinRequest, JoinResult};
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=9;
 
@@ -37,7 +39,11 @@ pub async fn handle(
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    let r = b.groups.join(req.group_id.0.as_str(), join).await;
+    let member_id = join.member_id.clone();
+    let joined = unless_shutting_down(b, b.groups.join(req.group_id.0.as_str(), join)).await;
+    // Shutting down: Kafka's coordinator answers COORDINATOR_NOT_AVAILABLE once it is
+    // no longer active; the member finds the coordinator again and rejoins.
+    let r = joined.unwrap_or_else(|| JoinResult::error(E::CoordinatorNotAvailable, &member_id));
     let mut resp = JoinGroupResponse::default()
         .with_error_code(r.error)
         .with_generation_id(r.generation)

@@ -33,12 +33,27 @@ pub mod produce;
 pub mod sync_group;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::hash::Hash;
 
 use kafka_protocol::protocol::StrBytes;
 
+use crate::broker::Broker;
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// Waits for `wait`, unless the broker shuts down first (`None`). A JoinGroup or
+/// SyncGroup waiting for its rebalance would otherwise hold up the shutdown until the
+/// connections' grace runs out: the group timers that end a rebalance have stopped.
+pub async fn unless_shutting_down<T>(b: &Broker, wait: impl Future<Output = T>) -> Option<T> {
+    let mut shutdown = b.shutdown.clone();
+    tokio::select! {
+        biased;
+        done = wait => Some(done),
+        _ = shutdown.wait_for(|&stop| stop) => None,
+    }
 }
 
 /// The keys that appear more than once, each once, in the order of its first repeat.
