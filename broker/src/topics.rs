@@ -307,7 +307,7 @@ pub mod source {
 pub fn config_type(kind: ConfigKind) -> i8 {
     match kind {
         ConfigKind::Long { .. } => 5,
-        ConfigKind::Int { .. } => 3,
+        ConfigKind::Int { .. } | ConfigKind::IntBetween { .. } => 3,
         ConfigKind::OneOf(_) => 2,
         ConfigKind::ListOf(_) => 7,
     }

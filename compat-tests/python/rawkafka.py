@@ -398,3 +398,43 @@ def init_producer_id_answer(conn, versions, producer=(-1, -1)):
     pid = struct.unpack(">q", r.take(8))[0]
     epoch = r.i16()
     return err, pid, epoch
+
+
+API_FETCH = 1
+
+
+def stored_batches(host, port, topic, partition, timeout=10.0):
+    """The record batches of one partition, from its start to its high watermark, read
+    with raw Fetch v4 requests: a list of (base offset, records count, codec), the codec
+    being the low three bits of the batch's attributes, as the broker stores it."""
+    out = []
+    offset = 0
+    with Conn(host, port, timeout) as conn:
+        while True:
+            body = (i32(-1) + i32(100) + i32(1) + i32(8 << 20) + i8(0) + i32(1) + string(topic)
+                    + i32(1) + i32(partition) + i64(offset) + i32(4 << 20))
+            corr = conn.send_request(API_FETCH, 4, body)
+            r = Reader(conn.recv_frame(timeout))
+            assert r.i32() == corr
+            r.i32()                                  # throttle
+            assert r.i32() == 1 and r.string() == topic
+            assert r.i32() == 1 and r.i32() == partition
+            error = r.i16()
+            assert error == 0, f"fetch error {error}"
+            high_watermark = struct.unpack(">q", r.take(8))[0]
+            r.take(8)                                # last stable offset
+            aborted = r.i32()
+            r.take(16 * max(aborted, 0))
+            records = r.take(r.i32())
+            pos = 0
+            while pos + 61 <= len(records):
+                base, length = struct.unpack(">qi", records[pos:pos + 12])
+                if pos + 12 + length > len(records):
+                    break                            # a cut batch ends a response
+                attributes, last_delta = struct.unpack(">hi", records[pos + 21:pos + 27])
+                count = struct.unpack(">i", records[pos + 57:pos + 61])[0]
+                out.append((base, count, attributes & 0x07))
+                offset = base + last_delta + 1
+                pos += 12 + length
+            if offset >= high_watermark:
+                return out

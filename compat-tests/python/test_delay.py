@@ -166,6 +166,28 @@ def test_idempotent_producer_with_mixed_batches(bootstrap, compression):
     assert len(values) == n and len(set(values)) == n
 
 
+def test_a_topic_codec_applies_to_kept_and_released_records(bootstrap):
+    """On a topic whose compression.type is zstd, what a split batch keeps and the
+    batches of released records are stored in zstd too; only batches left without
+    records (every record delayed) stay uncompressed, as they hold nothing to compress."""
+    from rawkafka import stored_batches
+    topic = new_topic(bootstrap, "delay-codec", partitions=1, config={"compression.type": "zstd"})
+    n = 600
+    recs = [{"value": f"v{i}".encode(), "partition": 0,
+             "headers": [("mq.delay.ms", b"500")] if i % 3 == 0 else None} for i in range(n)]
+    log = cf_produce(bootstrap, topic, recs, conf={"enable.idempotence": True, "linger.ms": 20,
+                                                    "batch.num.messages": 50,
+                                                    "compression.type": "lz4"})
+    assert not log.errors and len(log.ok) == n
+    got = read_all(bootstrap, topic, [0], expected=n, timeout=40, settle=1.0)
+    assert sorted(r["v"] for r in got) == sorted(f"v{i}".encode() for i in range(n))
+    host, port = bootstrap.rsplit(":", 1)
+    batches = stored_batches(host, int(port), topic, 0)
+    assert sum(count for _, count, _ in batches) == n
+    codecs = {codec for _, count, codec in batches if count > 0}
+    assert codecs == {4}, f"batches with records stored in codecs {codecs}"
+
+
 def test_transactional_producer_is_refused(bootstrap):
     topic = new_topic(bootstrap, "delay-txn", partitions=1)
     p = Producer({"bootstrap.servers": bootstrap, "transactional.id": uniq("tx")})

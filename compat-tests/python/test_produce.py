@@ -123,3 +123,61 @@ def test_confluent_keyless_record_on_compacted_topic_is_invalid(bootstrap):
         [str(e) for e, _ in log.errors]
     log = cf_produce(bootstrap, topic, [{"key": b"k", "value": b"keyed"}])
     assert not log.errors and [o[:2] for o in log.ok] == [(0, 0)]
+
+
+TOPIC_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+@pytest.mark.parametrize("topic_codec", list(TOPIC_CODECS))
+def test_a_topic_compression_type_stores_every_batch_in_its_codec(bootstrap, topic_codec):
+    """A topic's compression.type names a codec: batches produced in any codec (none
+    included) are stored rebuilt in that one, as Kafka's LogValidator rebuilds them, and
+    librdkafka, kafka-python and kcat read every record as it was produced: key, value,
+    headers, offset and timestamp."""
+    from rawkafka import stored_batches
+    topic = create_topic(bootstrap, uniq(f"codec-{topic_codec}"), partitions=1,
+                         config={"compression.type": topic_codec, "compression.gzip.level": "9",
+                                 "compression.zstd.level": "-3"})
+    sent = []
+    for producer_codec in ("none", "gzip", "snappy", "lz4", "zstd"):
+        recs = [{"key": f"{producer_codec}-{i}".encode(), "value": (f"v{i}-" * (i % 40)).encode(),
+                 "headers": [("codec", producer_codec.encode())], "partition": 0,
+                 "timestamp": 1_700_000_000_000 + len(sent) + i} for i in range(N)]
+        log = cf_produce(bootstrap, topic, recs, conf={"compression.type": producer_codec,
+                                                       "linger.ms": 50})
+        assert not log.errors, log.errors[:3]
+        sent += [(r["key"], r["value"], r["timestamp"]) for r in recs]
+
+    host, port = bootstrap.rsplit(":", 1)
+    batches = stored_batches(host, int(port), topic, 0)
+    assert sum(count for _, count, _ in batches) == len(sent)
+    codecs = {codec for _, _, codec in batches}
+    assert codecs == {TOPIC_CODECS[topic_codec]}, f"stored in codecs {codecs}"
+
+    got = cf_consume_assigned(bootstrap, topic, [0], len(sent))
+    assert [(m[2], m[3] or b"", m[6]) for m in got] == sent
+    assert [m[1] for m in got] == list(range(len(sent)))
+    assert all(m[4] == [("codec", m[2].split(b"-")[0])] for m in got)
+    from compat_util import kp_consume_assigned
+    got = kp_consume_assigned(bootstrap, topic, [0], len(sent))
+    assert [(m[2], m[3] or b"", m[6]) for m in got] == sent
+    got = kcat(bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n").stdout
+    assert got.decode().split() == [k.decode() for k, _, _ in sent]
+
+
+@pytest.mark.parametrize("config", [
+    {"compression.type": "brotli"}, {"compression.type": "none"},
+    {"compression.zstd.level": "23"}, {"compression.lz4.level": "0"},
+    {"compression.gzip.level": "0"},
+], ids=lambda c: "=".join(next(iter(c.items()))))
+def test_a_bad_compression_config_is_refused(bootstrap, config):
+    """Kafka's values and level bounds: anything else is INVALID_CONFIG."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic
+    from compat_util import admin
+    name = uniq("bad-codec")
+    a = admin(bootstrap)        # kept: a dropped client fails its futures
+    futures = a.create_topics([NewTopic(name, 1, 1, config=config)], request_timeout=30)
+    with pytest.raises(KafkaException) as refused:
+        futures[name].result(60)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG, refused.value

@@ -323,7 +323,13 @@ pub fn assign(b: &mut [u8], base_offset: i64, leader_epoch: i32) {
 
 /// Marks a batch's records as uncompressed (the caller rewrote them so); reseal after.
 pub fn set_uncompressed(b: &mut [u8]) {
-    let attributes = i16_at(b, 21) & !ATTR_COMPRESSION_MASK;
+    set_compression(b, 0);
+}
+
+/// Sets the codec a batch's attributes name (the CRC is the caller's to reseal).
+pub fn set_compression(b: &mut [u8], codec: i16) {
+    debug_assert!((0..=ATTR_COMPRESSION_MASK).contains(&codec));
+    let attributes = (i16_at(b, 21) & !ATTR_COMPRESSION_MASK) | codec;
     b[21..23].copy_from_slice(&attributes.to_be_bytes());
 }
 

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::deflate::{self, TopicCompression};
+
 /// How a config value is checked.
 #[derive(Debug, Clone, Copy)]
 pub enum ConfigKind {
@@ -13,6 +15,12 @@ pub enum ConfigKind {
     },
     Int {
         min: i64,
+    },
+    /// An int in `min..=max`, or `also` (gzip's -1: the library's default level).
+    IntBetween {
+        min: i64,
+        max: i64,
+        also: Option<i64>,
     },
     OneOf(&'static [&'static str]),
     /// A comma-separated list (Kafka's LIST type) of these values; empty is a list too.
@@ -73,11 +81,42 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         // every segment (no retention), as in Kafka.
         kind: ConfigKind::ListOf(&["delete"]),
     },
+    // A codec level applies to batches the broker rebuilds in that codec (KIP-390).
+    TopicConfigDef {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        default: "-1",
+        kind: ConfigKind::IntBetween {
+            min: 1,
+            max: 9,
+            also: Some(-1),
+        },
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        default: "9",
+        kind: ConfigKind::IntBetween {
+            min: 1,
+            max: 17,
+            also: None,
+        },
+    },
     TopicConfigDef {
         name: "compression.type",
         broker_name: "compression.type",
         default: "producer",
-        kind: ConfigKind::OneOf(&["producer"]),
+        kind: ConfigKind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    },
+    TopicConfigDef {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        default: "3",
+        kind: ConfigKind::IntBetween {
+            min: -131072,
+            max: 22,
+            also: None,
+        },
     },
     long(
         "flush.messages",
@@ -156,6 +195,13 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
                 return Err(invalid("below the minimum"));
             }
         }
+        ConfigKind::IntBetween { min, max, also } => {
+            let v: i32 = value.trim().parse().map_err(|_| invalid("not an int"))?;
+            let v = v as i64;
+            if !(min..=max).contains(&v) && also != Some(v) {
+                return Err(invalid("outside the codec's levels"));
+            }
+        }
         ConfigKind::OneOf(values) => {
             if !values.contains(&value) {
                 return Err(invalid("not one of the supported values"));
@@ -196,6 +242,8 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     pub timestamp_type: TimestampType,
     pub min_insync_replicas: i32,
+    /// `compression.type`, with its codec's level.
+    pub compression: TopicCompression,
 }
 
 impl LogConfig {
@@ -235,6 +283,19 @@ impl LogConfig {
                 TimestampType::CreateTime
             },
             min_insync_replicas: num("min.insync.replicas")? as i32,
+            compression: match get("compression.type")?.as_str() {
+                "producer" => TopicCompression::Producer,
+                name => {
+                    let &(_, codec, level_config) = deflate::CODECS
+                        .iter()
+                        .find(|(n, ..)| *n == name)
+                        .expect("validated");
+                    TopicCompression::Codec {
+                        codec,
+                        level: level_config.map_or(Ok(0), num)? as i32,
+                    }
+                }
+            },
         })
     }
 }
@@ -310,5 +371,62 @@ mod tests {
             Err(ConfigError::Invalid { .. })
         ));
         assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
+    }
+
+    /// `compression.type` names a codec or `producer`; each codec's level is bounded as
+    /// Kafka bounds it, and applies only to its codec.
+    #[test]
+    fn compression_configs() {
+        assert_eq!(LogConfig::default().compression, TopicCompression::Producer);
+        let resolve = |pairs: &[(&str, &str)]| {
+            let topic = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            LogConfig::resolve(&topic, &BTreeMap::new()).map(|c| c.compression)
+        };
+        let codec = |codec, level| Ok(TopicCompression::Codec { codec, level });
+        assert_eq!(resolve(&[("compression.type", "gzip")]), codec(1, -1));
+        assert_eq!(resolve(&[("compression.type", "snappy")]), codec(2, 0));
+        assert_eq!(resolve(&[("compression.type", "lz4")]), codec(3, 9));
+        assert_eq!(resolve(&[("compression.type", "zstd")]), codec(4, 3));
+        assert_eq!(
+            resolve(&[("compression.type", "uncompressed")]),
+            codec(0, 0)
+        );
+        assert_eq!(
+            resolve(&[
+                ("compression.type", "zstd"),
+                ("compression.zstd.level", "-5"),
+                ("compression.gzip.level", "2")
+            ]),
+            codec(4, -5)
+        );
+        for (name, ok, bad) in [
+            (
+                "compression.gzip.level",
+                ["-1", "1", "9"],
+                ["0", "10", "-2"],
+            ),
+            ("compression.lz4.level", ["1", "9", "17"], ["0", "18", "-1"]),
+            (
+                "compression.zstd.level",
+                ["-131072", "0", "22"],
+                ["23", "-131073", "x"],
+            ),
+        ] {
+            for v in ok {
+                assert!(validate_topic_config(name, v).is_ok(), "{name}={v}");
+            }
+            for v in bad {
+                assert!(validate_topic_config(name, v).is_err(), "{name}={v}");
+            }
+        }
+        for bad in ["none", "ZSTD", ""] {
+            assert!(
+                validate_topic_config("compression.type", bad).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -32,6 +32,7 @@
 //!   and partition directories, off the partition's lock and the request path.
 //! - [`producer`]: idempotent-producer sequence state.
 //! - [`inflate`]: decompressing a compressed batch's records, bounded.
+//! - [`deflate`]: rebuilding a batch in its topic's codec (`compression.type`).
 //! - [`record`]: the records of an uncompressed batch, read in place; rebuilding a
 //!   batch from some of them.
 //! - [`config`]: topic configs that shape a log, validated.
@@ -39,6 +40,7 @@
 pub mod background;
 pub mod batch;
 pub mod config;
+pub mod deflate;
 pub mod durable;
 mod error;
 pub mod index;

@@ -33,8 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use sluice_storage::durable;
 use sluice_storage::record::{parse_one, BatchBuilder};
+use sluice_storage::{deflate, durable};
 use uuid::Uuid;
 
 use super::split::Delayed;
@@ -820,7 +820,18 @@ impl DelayTimer {
                     .chain([(ORIGIN_OFFSET.as_bytes(), Some(origin.as_bytes()))]);
                 batch.push(e.head.timestamp, r.key, r.value, headers);
             }
-            let batch = batch.finish();
+            // In the topic's codec, as a produced batch is stored.
+            let built = batch.finish();
+            let batch = match deflate::recompress(&built, log.config().compression) {
+                Ok(Some(recoded)) => bytes::Bytes::from(recoded),
+                Ok(None) => built,
+                Err(e) => {
+                    // Only a compressor failing in memory: stored uncompressed instead.
+                    tracing::warn!(topic = %part.topic, partition = index, error = %e,
+                        "could not compress released records in the topic's codec");
+                    built
+                }
+            };
             let base_seq = next_seq;
             self.mark(&chunk, State::Releasing, |i| seq_after(base_seq, i as i64));
             let log_end_before = log.log_end_offset();

@@ -18,7 +18,8 @@ use crate::error_code;
 use crate::metrics::Metrics;
 use crate::view;
 use crate::view::summary::summarise_appended;
-use sluice_storage::batch::BatchError;
+use sluice_storage::batch::{self, BatchError};
+use sluice_storage::deflate::{self, TopicCompression};
 
 /// v13 names topics by id only; up to v12 by name.
 pub const VERSIONS: RangeInclusive<i16> = 3..=12;
@@ -102,7 +103,10 @@ fn append(
     // Kafka refuses a batch over `max.message.bytes` before it reads a record, so an
     // oversized batch is never decompressed. (One batch per partition: its size is the
     // records' size.)
-    let max_message_bytes = part.lock().config().max_message_bytes;
+    let (max_message_bytes, compression) = {
+        let log = part.lock();
+        (log.config().max_message_bytes, log.config().compression)
+    };
     if records.len() > max_message_bytes {
         let e = sluice_storage::Error::RecordTooLarge {
             size: records.len(),
@@ -158,6 +162,14 @@ fn append(
             return r.with_error_code(E::InvalidProducerIdMapping.code());
         }
     };
+    // The batch in the topic's codec, rebuilt here, outside the partition's lock.
+    let recoded = match &checked {
+        Ok(c) => {
+            let kept = split.as_ref().map_or(c.records.bytes(), |s| &s.stored[..]);
+            in_topic_codec(kept, c, split.is_some(), compression, max_message_bytes)
+        }
+        Err(_) => Ok(None),
+    };
     // Declared before the partition's lock: dropped unsettled (a panic in the append),
     // it takes that lock to see whether the batch landed.
     let mut scheduled = None;
@@ -172,20 +184,25 @@ fn append(
             return r.with_error_code(E::NotEnoughReplicas.code());
         }
     }
-    let appended = match (&checked, &split) {
+    // What the log stores in place of the produced batch, if anything: the batch without
+    // its delayed records, and in the topic's codec.
+    let (recoded, refusal) = match recoded {
+        Ok(r) => (r, None),
+        Err(e) => (None, Some(e)),
+    };
+    let replaced = recoded.as_deref().or(split.as_ref().map(|s| &s.stored[..]));
+    let appended = match (&checked, refusal) {
         (Err(e), _) => Err(sluice_storage::Error::from(e.clone())),
-        (Ok(c), None) => {
-            log.append_as_leader_with(&c.records, None, part.leader_epoch(), accepted_ms, |_| {
-                Ok(())
-            })
-        }
-        (Ok(c), Some(s)) => log.append_as_leader_with(
+        (Ok(_), Some(e)) => Err(e),
+        (Ok(c), None) => log.append_as_leader_with(
             &c.records,
-            Some(&s.stored),
+            replaced,
             part.leader_epoch(),
             accepted_ms,
             |bases| {
-                scheduled = Some(b.delays.schedule(&part, bases, &s.delayed)?);
+                if let Some(s) = &split {
+                    scheduled = Some(b.delays.schedule(&part, bases, &s.delayed)?);
+                }
                 Ok(())
             },
         ),
@@ -193,7 +210,7 @@ fn append(
     if let Some(scheduled) = scheduled.take() {
         scheduled.settle(log.log_end_offset());
     }
-    let stored = split.as_ref().map_or(records, |s| &s.stored[..]);
+    let stored = replaced.unwrap_or(records);
     match appended {
         Ok(a) => {
             part.advance_hw_to_leo(&mut log);
@@ -226,4 +243,32 @@ fn append(
             r
         }
     }
+}
+
+/// `kept` (the produced batch, or what the delay split left of it) rebuilt in the topic's
+/// codec, as Kafka's `LogValidator` rebuilds a batch produced in another one, or `None`
+/// when it is in that codec already (or the topic keeps the producer's). A rebuilt
+/// batch is held to `max.message.bytes` again, as Kafka holds it after a rebuild.
+fn in_topic_codec(
+    kept: &[u8],
+    checked: &delay::split::Inspected<'_>,
+    split: bool,
+    compression: TopicCompression,
+    max_message_bytes: usize,
+) -> Result<Option<Vec<u8>>, sluice_storage::Error> {
+    let Some(mut rebuilt) = deflate::recompress(kept, compression)? else {
+        return Ok(None);
+    };
+    if !split {
+        // Its max timestamp is its records' largest, as the log takes it from the records
+        // of a batch stored as produced (the split sets it on what it keeps).
+        batch::set_create_time(&mut rebuilt, checked.records.max_timestamp(0));
+    }
+    if rebuilt.len() > max_message_bytes {
+        return Err(sluice_storage::Error::RecordTooLarge {
+            size: rebuilt.len(),
+            max: max_message_bytes,
+        });
+    }
+    Ok(Some(rebuilt))
 }

@@ -28,6 +28,7 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.record.TimestampType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class ProduceConsumeTest extends BrokerTestBase {
@@ -82,7 +83,12 @@ class ProduceConsumeTest extends BrokerTestBase {
      * per-partition order and that keys, values, headers and timestamps are intact.
      */
     private void roundTrip(String run, Properties producerOverrides, int n, boolean expectOffsets) {
-        String topic = createTopic("pc-" + run, PARTITIONS);
+        roundTrip(run, producerOverrides, n, expectOffsets, Map.of());
+    }
+
+    private void roundTrip(String run, Properties producerOverrides, int n, boolean expectOffsets,
+            Map<String, String> topicConfigs) {
+        String topic = createTopic("pc-" + run, PARTITIONS, topicConfigs);
         long baseTs = System.currentTimeMillis() - 86_400_000L;
         Expected[] expected = new Expected[n];
         RecordMetadata[] acked = new RecordMetadata[n];
@@ -194,6 +200,20 @@ class ProduceConsumeTest extends BrokerTestBase {
         Properties o = new Properties();
         o.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
         roundTrip("c-" + compression, o, 20_000, true);
+    }
+
+    /**
+     * A topic's compression.type: the broker stores each batch rebuilt in the topic's
+     * codec (Kafka's LogValidator), and the Java consumer, whose LZ4 reader is the
+     * strictest (independent blocks only), reads every record as produced.
+     */
+    @ParameterizedTest(name = "topic {0}, producer {1}")
+    @CsvSource({"lz4,none", "lz4,zstd", "zstd,gzip", "gzip,lz4", "snappy,none", "uncompressed,snappy"})
+    void topicCompressionRoundTrip(String topicCodec, String producerCodec) {
+        Properties o = new Properties();
+        o.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, producerCodec);
+        roundTrip("tc-" + topicCodec + "-" + producerCodec, o, 5_000, true,
+                Map.of("compression.type", topicCodec));
     }
 
     @ParameterizedTest(name = "acks={0}")
