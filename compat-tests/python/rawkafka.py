@@ -426,6 +426,7 @@ def stored_batches(host, port, topic, partition, timeout=10.0):
             aborted = r.i32()
             r.take(16 * max(aborted, 0))
             records = r.take(r.i32())
+            before = offset
             pos = 0
             while pos + 61 <= len(records):
                 base, length = struct.unpack(">qi", records[pos:pos + 12])
@@ -438,3 +439,4 @@ def stored_batches(host, port, topic, partition, timeout=10.0):
                 pos += 12 + length
             if offset >= high_watermark:
                 return out
+            assert offset > before, f"no whole batch at offset {offset} (high watermark {high_watermark})"

@@ -133,14 +133,15 @@ def test_a_topic_compression_type_stores_every_batch_in_its_codec(bootstrap, top
     """A topic's compression.type names a codec: batches produced in any codec (none
     included) are stored rebuilt in that one, as Kafka's LogValidator rebuilds them, and
     librdkafka, kafka-python and kcat read every record as it was produced: key, value,
-    headers, offset and timestamp."""
+    headers, offset and timestamp. Batches of a few hundred KB span several LZ4 and
+    snappy blocks."""
     from rawkafka import stored_batches
     topic = create_topic(bootstrap, uniq(f"codec-{topic_codec}"), partitions=1,
                          config={"compression.type": topic_codec, "compression.gzip.level": "9",
                                  "compression.zstd.level": "-3"})
     sent = []
     for producer_codec in ("none", "gzip", "snappy", "lz4", "zstd"):
-        recs = [{"key": f"{producer_codec}-{i}".encode(), "value": (f"v{i}-" * (i % 40)).encode(),
+        recs = [{"key": f"{producer_codec}-{i}".encode(), "value": (f"v{i}-" * (i % 400)).encode(),
                  "headers": [("codec", producer_codec.encode())], "partition": 0,
                  "timestamp": 1_700_000_000_000 + len(sent) + i} for i in range(N)]
         log = cf_produce(bootstrap, topic, recs, conf={"compression.type": producer_codec,

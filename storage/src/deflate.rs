@@ -4,8 +4,8 @@
 //! Each codec writes what Kafka's own broker writes, so that every client reads it:
 //! gzip; snappy in xerial's framing (snappy-java's `SnappyOutputStream`: a 16-byte
 //! header, then blocks of at most 32 KiB of input); LZ4 frames of independent 64 KiB
-//! blocks without checksums (Kafka's `Lz4BlockOutputStream`: its reader refuses linked
-//! blocks); zstd frames.
+//! blocks without checksums, the fast compressor at the default level (Kafka's
+//! `Lz4BlockOutputStream`: its reader refuses linked blocks); zstd frames.
 
 use std::io::{self, Write};
 
@@ -29,6 +29,9 @@ pub const CODECS: [(&str, i16, Option<&str>); 5] = [
     ("lz4", LZ4, Some("compression.lz4.level")),
     ("zstd", ZSTD, Some("compression.zstd.level")),
 ];
+
+/// `compression.lz4.level`'s default.
+const LZ4_DEFAULT_LEVEL: i32 = 9;
 
 /// What snappy-java's `SnappyOutputStream` starts with: its magic, then version 1 and
 /// the oldest version that reads it, 1.
@@ -70,9 +73,14 @@ pub fn compress(codec: i16, level: i32, raw: &[u8]) -> io::Result<Vec<u8>> {
             Ok(out)
         }
         LZ4 => {
+            // Kafka's default level (9) takes lz4's fast compressor, any other its
+            // high-compression one at that level (`Lz4BlockOutputStream`): 0 is the
+            // frame library's fast mode.
+            let level = if level == LZ4_DEFAULT_LEVEL { 0 } else { level };
             let mut w = lz4::EncoderBuilder::new()
                 .block_size(lz4::BlockSize::Max64KB)
                 .block_mode(lz4::BlockMode::Independent)
+                .block_checksum(lz4::liblz4::BlockChecksum::NoBlockChecksum)
                 .checksum(lz4::ContentChecksum::NoChecksum)
                 .level(level.max(0) as u32)
                 .build(Vec::with_capacity(raw.len() / 2))?;
@@ -209,17 +217,40 @@ mod tests {
         );
     }
 
-    /// LZ4 frames as Kafka's Java reader takes them: independent blocks (FLG bit 5),
-    /// no content checksum (bit 2), 64 KiB blocks (BD 4).
+    /// LZ4 frames as Kafka's `Lz4BlockOutputStream` writes them, at every level: version
+    /// 1, independent blocks, no block or content checksum, no content size (FLG 0x60),
+    /// 64 KiB blocks (BD 0x40). Kafka's Java reader refuses linked blocks.
     #[test]
-    fn lz4_frames_are_what_kafkas_reader_takes() {
-        let out = compress(LZ4, 9, &vec![7u8; 200_000]).unwrap();
-        assert_eq!(&out[..4], &[0x04, 0x22, 0x4d, 0x18]);
-        let (flg, bd) = (out[4], out[5]);
-        assert_eq!(flg & 0x20, 0x20, "block independence");
-        assert_eq!(flg & 0x04, 0, "content checksum");
-        assert_eq!(flg >> 6, 1, "version");
-        assert_eq!((bd >> 4) & 0x07, 4, "64 KiB blocks");
+    fn lz4_frames_are_kafkas() {
+        for level in [1, 9, 17] {
+            let out = compress(LZ4, level, &vec![7u8; 200_000]).unwrap();
+            assert_eq!(
+                &out[..6],
+                &[0x04, 0x22, 0x4d, 0x18, 0x60, 0x40],
+                "level {level}"
+            );
+        }
+    }
+
+    /// snappy in snappy-java's framing: its 16-byte header, then blocks of at most
+    /// 32 KiB of input, each after its compressed length.
+    #[test]
+    fn snappy_is_xerial_framed() {
+        let raw: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        let out = compress(SNAPPY, 0, &raw).unwrap();
+        assert_eq!(
+            &out[..16],
+            b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01"
+        );
+        let (mut rest, mut blocks) = (&out[16..], 0);
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            let block = snap::raw::decompress_len(&rest[4..4 + len]).unwrap();
+            assert!(block <= 32 * 1024);
+            rest = &rest[4 + len..];
+            blocks += 1;
+        }
+        assert_eq!(blocks, 4);
     }
 
     /// A batch whose records were all taken out (delayed) stays uncompressed; the

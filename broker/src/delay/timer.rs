@@ -820,22 +820,32 @@ impl DelayTimer {
                     .chain([(ORIGIN_OFFSET.as_bytes(), Some(origin.as_bytes()))]);
                 batch.push(e.head.timestamp, r.key, r.value, headers);
             }
-            // In the topic's codec, as a produced batch is stored.
             let built = batch.finish();
-            let batch = match deflate::recompress(&built, log.config().compression) {
-                Ok(Some(recoded)) => bytes::Bytes::from(recoded),
-                Ok(None) => built,
+            // Stored in the topic's codec, as a produced batch is (compressed here,
+            // under the lock that orders the timer's sequence numbers).
+            let recoded = match deflate::recompress(&built, log.config().compression) {
+                Ok(recoded) => recoded,
                 Err(e) => {
                     // Only a compressor failing in memory: stored uncompressed instead.
                     tracing::warn!(topic = %part.topic, partition = index, error = %e,
                         "could not compress released records in the topic's codec");
-                    built
+                    None
                 }
             };
             let base_seq = next_seq;
             self.mark(&chunk, State::Releasing, |i| seq_after(base_seq, i as i64));
             let log_end_before = log.log_end_offset();
-            match log.append_as_leader(&batch, part.leader_epoch(), now_ms) {
+            // Checked as built (not read back from its codec); the log stores `recoded`.
+            let appended = sluice_storage::batch::check(&built)
+                .map_err(sluice_storage::Error::from)
+                .and_then(|checked| {
+                    let epoch = part.leader_epoch();
+                    log.append_as_leader_with(&checked, recoded.as_deref(), epoch, now_ms, |_| {
+                        Ok(())
+                    })
+                });
+            let batch = recoded.map_or(built, bytes::Bytes::from);
+            match appended {
                 Ok(a) => {
                     part.advance_hw_to_leo(&mut log);
                     if part.has_views.load(std::sync::atomic::Ordering::Relaxed) {

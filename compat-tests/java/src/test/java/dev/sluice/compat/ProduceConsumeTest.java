@@ -212,6 +212,9 @@ class ProduceConsumeTest extends BrokerTestBase {
     void topicCompressionRoundTrip(String topicCodec, String producerCodec) {
         Properties o = new Properties();
         o.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, producerCodec);
+        // Batches of 100 KB and more: LZ4 frames of several 64 KiB blocks.
+        o.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
+        o.put(ProducerConfig.LINGER_MS_CONFIG, "50");
         roundTrip("tc-" + topicCodec + "-" + producerCodec, o, 5_000, true,
                 Map.of("compression.type", topicCodec));
     }
