@@ -93,37 +93,49 @@ pub fn compress(codec: i16, level: i32, raw: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
+/// Whether a batch with `header` is rebuilt for a topic whose codec is `codec`.
+pub fn differs(header: &BatchHeader, codec: i16) -> bool {
+    header.compression() != codec && header.records_count > 0
+}
+
 /// `batches` (validated: as produced, or as the broker rebuilt them) with each batch in
 /// the topic's codec, or `None` when they all are already (or the topic keeps what the
 /// producer sent). A rebuilt batch keeps its header but for its length, codec and CRC,
 /// and its records' bytes as they were: the same records at the same offsets, with the
 /// same timestamps. A batch without records is left as it is.
-pub fn recompress(batches: &[u8], target: TopicCompression) -> Result<Option<Vec<u8>>, Error> {
+///
+/// `inflated[i]`, when there, is batch `i`'s records section already decompressed (as
+/// validating the batch left it), so it is not decompressed a second time.
+pub fn recompress(
+    batches: &[u8],
+    target: TopicCompression,
+    inflated: &[Option<bytes::Bytes>],
+) -> Result<Option<Vec<u8>>, Error> {
     let TopicCompression::Codec { codec, level } = target else {
         return Ok(None);
     };
     let split = batch::split_built(batches)?;
-    let differs = |h: &BatchHeader| h.compression() != codec && h.records_count > 0;
-    if !split.iter().any(|(_, h)| differs(h)) {
+    if !split.iter().any(|(_, h)| differs(h, codec)) {
         return Ok(None);
     }
     let mut out = Vec::with_capacity(batches.len());
-    for (pos, h) in &split {
+    for (i, (pos, h)) in split.iter().enumerate() {
         let bytes = &batches[*pos..*pos + h.total_bytes()];
-        if !differs(h) {
+        if !differs(h, codec) {
             out.extend_from_slice(bytes);
             continue;
         }
         let section = &bytes[HEADER_BYTES..];
-        let inflated;
-        let raw = match h.compression() {
-            NONE => section,
-            from => {
-                inflated = inflate(from, section, MAX_INFLATED_BYTES).map_err(|e| match e {
+        let decompressed;
+        let raw = match (h.compression(), inflated.get(i).and_then(Option::as_ref)) {
+            (NONE, _) => section,
+            (_, Some(section)) => &section[..],
+            (from, None) => {
+                decompressed = inflate(from, section, MAX_INFLATED_BYTES).map_err(|e| match e {
                     InflateError::Corrupt => BatchError::BadCompressedRecords { codec: from },
                     InflateError::TooLarge { limit } => BatchError::InflatesTooLarge { limit },
                 })?;
-                &inflated[..]
+                &decompressed[..]
             }
         };
         let start = out.len();
@@ -151,14 +163,19 @@ mod tests {
     use super::*;
     use crate::batch::{build_batch, validate};
     use crate::record;
+    use bytes::Bytes;
+
+    /// A batch's records section, decompressed.
+    fn records_section(batch: &[u8]) -> Vec<u8> {
+        match validate(batch).unwrap().compression() {
+            NONE => batch[HEADER_BYTES..].to_vec(),
+            c => inflate(c, &batch[HEADER_BYTES..], 1 << 30).unwrap(),
+        }
+    }
 
     fn values(batch: &[u8]) -> Vec<Vec<u8>> {
         let h = validate(batch).unwrap();
-        let section = match h.compression() {
-            NONE => batch[HEADER_BYTES..].to_vec(),
-            c => inflate(c, &batch[HEADER_BYTES..], 1 << 30).unwrap(),
-        };
-        record::parse_records(&section, h.records_count)
+        record::parse_records(&records_section(batch), h.records_count)
             .unwrap()
             .iter()
             .map(|r| r.value.unwrap().to_vec())
@@ -182,15 +199,24 @@ mod tests {
                     codec: from,
                     level: from_level,
                 },
+                &[],
             )
             .unwrap()
             .unwrap_or_else(|| plain.clone());
             for (to, level) in levels {
                 let target = TopicCompression::Codec { codec: to, level };
-                let Some(rebuilt) = recompress(&source, target).unwrap() else {
+                let Some(rebuilt) = recompress(&source, target, &[]).unwrap() else {
                     assert_eq!(from, to, "left alone only in its own codec");
                     continue;
                 };
+                // Given its records section decompressed already, the same batch.
+                let section = Bytes::from(records_section(&source));
+                let given = recompress(&source, target, &[Some(section)]).unwrap();
+                assert_eq!(
+                    given.as_ref(),
+                    Some(&rebuilt),
+                    "{from} -> {to}, inflated given"
+                );
                 assert_ne!(from, to);
                 let (a, b) = (validate(&source).unwrap(), validate(&rebuilt).unwrap());
                 assert_eq!(b.compression(), to, "{from} -> {to}");
@@ -212,7 +238,7 @@ mod tests {
             }
         }
         assert_eq!(
-            recompress(&plain, TopicCompression::Producer).unwrap(),
+            recompress(&plain, TopicCompression::Producer, &[]).unwrap(),
             None
         );
     }
@@ -262,10 +288,10 @@ mod tests {
             codec: ZSTD,
             level: 3,
         };
-        assert_eq!(recompress(&empty, target).unwrap(), None);
+        assert_eq!(recompress(&empty, target, &[]).unwrap(), None);
         let full = build_batch(1, 0, &[b"a"], (-1, -1, -1));
         let both = [&empty[..], &full[..]].concat();
-        let rebuilt = recompress(&both, target).unwrap().unwrap();
+        let rebuilt = recompress(&both, target, &[]).unwrap().unwrap();
         assert_eq!(&rebuilt[..empty.len()], &empty[..]);
         assert_eq!(
             validate(&rebuilt[empty.len()..]).unwrap().compression(),

@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 use sluice_storage::batch::{self, HEADER_BYTES};
+use sluice_storage::deflate::{self, TopicCompression};
 use sluice_storage::record::{self, parse_records};
 
 use sluice_storage::record::RawRecord;
@@ -60,23 +61,41 @@ pub struct Inspected<'a> {
     pub records: batch::Validated<'a>,
     /// Per batch, its records section if the split must look into it.
     look: Vec<Option<Bytes>>,
+    /// Per batch, its records section decompressed, if it is to be rebuilt in the
+    /// topic's codec: not decompressed twice.
+    pub inflated: Vec<Option<Bytes>>,
 }
 
 /// Validates a Produce partition's records and, in the same pass while each batch is
 /// in cache, finds the batches that may hold a delayed record: those with a delay
 /// header, and every batch of a retry topic. Control and transactional batches never
-/// hold one.
-pub fn check(records: &[u8], retry: bool) -> Result<Inspected<'_>, batch::BatchError> {
-    let (records, look) = batch::check_inspecting(records, HEADER_PREFIX, |bytes, h, read| {
+/// hold one. A compressed batch that `compression` rebuilds keeps its decompressed
+/// records section.
+pub fn check(
+    records: &[u8],
+    retry: bool,
+    compression: TopicCompression,
+) -> Result<Inspected<'_>, batch::BatchError> {
+    let rebuilt = |h: &batch::BatchHeader| match compression {
+        TopicCompression::Codec { codec, .. } => deflate::differs(h, codec),
+        TopicCompression::Producer => false,
+    };
+    let (records, seen) = batch::check_inspecting(records, HEADER_PREFIX, |bytes, h, read| {
         let look = !h.is_control()
             && !h.is_transactional()
             && (retry || read.found.header_key_prefix_seen);
-        look.then(|| match &read.inflated {
+        let look = look.then(|| match &read.inflated {
             Some(section) => section.clone(),
             None => Bytes::copy_from_slice(&bytes[HEADER_BYTES..]),
-        })
+        });
+        (look, read.inflated.clone().filter(|_| rebuilt(h)))
     })?;
-    Ok(Inspected { records, look })
+    let (look, inflated) = seen.into_iter().unzip();
+    Ok(Inspected {
+        records,
+        look,
+        inflated,
+    })
 }
 
 /// Splits a Produce partition's records. `Ok(None)`: nothing is delayed, store them as
@@ -248,7 +267,8 @@ mod tests {
     }
 
     fn split_of(records: &[u8], retry: Option<&RetryPolicy>) -> Result<Option<Split>, Refusal> {
-        let checked = check(records, retry.is_some()).expect("valid batches");
+        let checked =
+            check(records, retry.is_some(), TopicCompression::Producer).expect("valid batches");
         split(&checked, 1_000, 10_000, 99, retry)
     }
 
@@ -278,11 +298,20 @@ mod tests {
     fn check_marks_the_batches_to_look_into() {
         let mut req = batch_with_delays(&[None, None], (-1, -1, -1)).to_vec();
         req.extend_from_slice(&batch_with_delays(&[None, Some("5")], (-1, -1, -1)));
-        assert_eq!(looked(&check(&req, false).unwrap()), [false, true]);
-        assert_eq!(looked(&check(&req, true).unwrap()), [true, true]);
+        assert_eq!(
+            looked(&check(&req, false, TopicCompression::Producer).unwrap()),
+            [false, true]
+        );
+        assert_eq!(
+            looked(&check(&req, true, TopicCompression::Producer).unwrap()),
+            [true, true]
+        );
         let last = req.len() - 1;
         req[last] ^= 1;
-        assert!(check(&req, false).is_err(), "a bad CRC fails the check");
+        assert!(
+            check(&req, false, TopicCompression::Producer).is_err(),
+            "a bad CRC fails the check"
+        );
     }
 
     #[test]

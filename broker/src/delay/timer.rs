@@ -823,7 +823,7 @@ impl DelayTimer {
             let built = batch.finish();
             // Stored in the topic's codec, as a produced batch is (compressed here,
             // under the lock that orders the timer's sequence numbers).
-            let recoded = match deflate::recompress(&built, log.config().compression) {
+            let recoded = match deflate::recompress(&built, log.config().compression, &[]) {
                 Ok(recoded) => recoded,
                 Err(e) => {
                     // Only a compressor failing in memory: stored uncompressed instead.

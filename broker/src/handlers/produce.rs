@@ -123,7 +123,7 @@ fn append(
         .flatten();
     // A batch the log would refuse (bad CRC...) is answered below, after the same
     // checks as the log's own (replicas, then records).
-    let checked = delay::split::check(records, retry_policy.is_some()).and_then(|c| {
+    let checked = delay::split::check(records, retry_policy.is_some(), compression).and_then(|c| {
         // Kafka's `LogValidator` takes one v2 batch per partition and refuses more.
         match c.records.batches().len() {
             1 => Ok(c),
@@ -256,7 +256,14 @@ fn in_topic_codec(
     compression: TopicCompression,
     max_message_bytes: usize,
 ) -> Result<Option<Vec<u8>>, sluice_storage::Error> {
-    let Some(mut rebuilt) = deflate::recompress(kept, compression)? else {
+    // What the split kept is a batch it built: its records section is not the one
+    // validated.
+    let inflated = if split {
+        &[][..]
+    } else {
+        &checked.inflated[..]
+    };
+    let Some(mut rebuilt) = deflate::recompress(kept, compression, inflated)? else {
         return Ok(None);
     };
     if !split {
