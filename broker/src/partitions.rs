@@ -59,6 +59,13 @@ impl Partition {
         self.hw_tx.subscribe()
     }
 
+    /// Retires the log of a partition deleted, and wakes the fetches waiting on it: they
+    /// answer at once, as Kafka completes a delayed fetch whose partition went away.
+    fn retire(&self) {
+        self.lock().retire();
+        self.hw_tx.send_modify(|_| {});
+    }
+
     /// Advances the high watermark to the log end (the only replica) and wakes fetchers.
     pub fn advance_hw_to_leo(&self, log: &mut PartitionLog) {
         let leo = log.log_end_offset();
@@ -431,7 +438,7 @@ impl ReplicaManager {
                 }
             }
             drop(map);
-            p.lock().retire();
+            p.retire();
             let dir = self.partition_dir(&p.topic, p.index);
             match rename_for_deletion(&dir) {
                 Ok(Some(doomed)) => renamed.push((p.clone(), doomed)),

@@ -403,6 +403,47 @@ def init_producer_id_answer(conn, versions, producer=(-1, -1)):
 API_FETCH = 1
 
 
+def fetch_one(conn, version, topic, partition, offset, max_wait_ms=100,
+              partition_max_bytes=4 << 20, timeout=10.0):
+    """One partition read with a raw, sessionless Fetch of a version from 4 to 11 (the
+    versions before flexible encoding): returns (error code, high watermark, records)."""
+    assert 4 <= version <= 11, version
+    body = i32(-1) + i32(max_wait_ms) + i32(1) + i32(8 << 20) + i8(0)
+    if version >= 7:
+        body += i32(0) + i32(-1)                     # no session
+    body += i32(1) + string(topic) + i32(1) + i32(partition)
+    if version >= 9:
+        body += i32(-1)                              # current leader epoch: no check
+    body += i64(offset)
+    if version >= 5:
+        body += i64(-1)                              # log start offset (a follower's)
+    body += i32(partition_max_bytes)
+    if version >= 7:
+        body += i32(0)                               # no forgotten topics
+    if version >= 11:
+        body += string("")                           # rack id
+    corr = conn.send_request(API_FETCH, version, body)
+    r = Reader(conn.recv_frame(timeout + max_wait_ms / 1000))
+    assert r.i32() == corr
+    r.i32()                                          # throttle
+    if version >= 7:
+        assert r.i16() == 0                          # top-level error
+        r.i32()                                      # session id
+    assert r.i32() == 1 and r.string() == topic
+    assert r.i32() == 1 and r.i32() == partition
+    error = r.i16()
+    high_watermark = struct.unpack(">q", r.take(8))[0]
+    r.take(8)                                        # last stable offset
+    if version >= 5:
+        r.take(8)                                    # log start offset
+    aborted = r.i32()
+    r.take(16 * max(aborted, 0))
+    if version >= 11:
+        r.i32()                                      # preferred read replica
+    size = r.i32()
+    return error, high_watermark, (r.take(size) if size > 0 else b"")
+
+
 def stored_batches(host, port, topic, partition, timeout=10.0):
     """The record batches of one partition, from its start to its high watermark, read
     with raw Fetch v4 requests: a list of (base offset, records count, codec), the codec
@@ -411,21 +452,9 @@ def stored_batches(host, port, topic, partition, timeout=10.0):
     offset = 0
     with Conn(host, port, timeout) as conn:
         while True:
-            body = (i32(-1) + i32(100) + i32(1) + i32(8 << 20) + i8(0) + i32(1) + string(topic)
-                    + i32(1) + i32(partition) + i64(offset) + i32(4 << 20))
-            corr = conn.send_request(API_FETCH, 4, body)
-            r = Reader(conn.recv_frame(timeout))
-            assert r.i32() == corr
-            r.i32()                                  # throttle
-            assert r.i32() == 1 and r.string() == topic
-            assert r.i32() == 1 and r.i32() == partition
-            error = r.i16()
+            error, high_watermark, records = fetch_one(conn, 4, topic, partition, offset,
+                                                       timeout=timeout)
             assert error == 0, f"fetch error {error}"
-            high_watermark = struct.unpack(">q", r.take(8))[0]
-            r.take(8)                                # last stable offset
-            aborted = r.i32()
-            r.take(16 * max(aborted, 0))
-            records = r.take(r.i32())
             before = offset
             pos = 0
             while pos + 61 <= len(records):

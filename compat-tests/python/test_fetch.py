@@ -210,3 +210,34 @@ def test_confluent_min_bytes_counts_what_is_readable(bootstrap):
     # the broker counted only the whole batches it returned (just under 1 MiB). (The
     # last 1 MB is less than fetch.min.bytes: that fetch waits, on Kafka too.)
     assert elapsed < 15, f"{elapsed:.1f} s: fetches waited for fetch.wait.max.ms"
+
+
+# -- deleted topics --------------------------------------------------------------------
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+def test_a_long_poll_ends_when_its_topic_is_deleted(bootstrap):
+    """A Fetch waiting for records of a topic that is then deleted is answered at once,
+    UNKNOWN_TOPIC_OR_PARTITION, as Kafka completes a delayed fetch whose partition went
+    away, not at the end of its max_wait_ms with the deleted log's offsets."""
+    from rawkafka import Conn, fetch_one
+    topic = create_topic(bootstrap, uniq("f-deleted"), partitions=1)
+    host, port = bootstrap.rsplit(":", 1)
+    answer = {}
+
+    def poll():
+        with Conn(host, int(port)) as conn:
+            started = time.monotonic()
+            answer["fetch"] = fetch_one(conn, 11, topic, 0, 0, max_wait_ms=30_000)
+            answer["seconds"] = time.monotonic() - started
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(1.0)
+    from compat_util import admin
+    a = admin(bootstrap)
+    a.delete_topics([topic], operation_timeout=30)[topic].result(30)
+    t.join(40)
+    assert answer["fetch"][0] == UNKNOWN_TOPIC_OR_PARTITION, answer
+    assert answer["seconds"] < 10, answer

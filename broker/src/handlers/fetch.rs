@@ -31,6 +31,8 @@ use sluice_raft::TopicMeta;
 pub const VERSIONS: RangeInclusive<i16> = 4..=16;
 
 const READ_COMMITTED: i8 = 1;
+/// The first Fetch version answered KAFKA_STORAGE_ERROR (KIP-112).
+const STORAGE_ERROR_FETCH_VERSION: i16 = 6;
 
 /// One requested partition, resolved.
 struct Wanted {
@@ -88,7 +90,13 @@ pub async fn handle(b: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) ->
     let min_bytes = (req.min_bytes.max(0) as usize).min(response_max_bytes);
     let mut watchers: Option<Vec<watch::Receiver<i64>>> = None;
     let read = loop {
-        let read = read_all(b, &wanted, response_max_bytes, req.isolation_level);
+        let read = read_all(
+            b,
+            ctx.version,
+            &wanted,
+            response_max_bytes,
+            req.isolation_level,
+        );
         let enough = read.ready_bytes >= min_bytes || read.complete;
         if enough || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             break read;
@@ -282,6 +290,7 @@ const MISSES_BEFORE_FULL: usize = 8;
 
 fn read_all(
     b: &Broker,
+    version: i16,
     wanted: &[Wanted],
     response_max_bytes: usize,
     isolation_level: i8,
@@ -303,6 +312,12 @@ fn read_all(
             if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
                 return Some(e);
             }
+            // Kafka's `Partition.checkCurrentLeaderEpoch` and topic-id check: a request
+            // naming a topic's id (v13+) must be read from that topic, not from a
+            // deleted one of the same name whose log is not dropped yet.
+            if w.view().is_none() && !w.topic_id.is_nil() && w.topic_id != part.topic_id {
+                return Some(E::InconsistentTopicId);
+            }
             let response_left = response_max_bytes.saturating_sub(out.bytes);
             let partition_max = w.partition_max_bytes.max(0) as usize;
             let budget = if misses >= MISSES_BEFORE_FULL {
@@ -314,6 +329,12 @@ fn read_all(
             let min_one = out.bytes == 0;
             let read = {
                 let log = part.lock();
+                if log.is_retired() {
+                    // Deleted while this fetch waited: answered now (Kafka's
+                    // `DelayedFetch` completes on an unknown partition).
+                    out.complete = true;
+                    return Some(E::UnknownTopicOrPartition);
+                }
                 // On an error the offsets stay unknown (-1), as Kafka's
                 // `createLogReadResult` leaves them, out of range included.
                 log.read(w.fetch_offset, budget, min_one)
@@ -377,12 +398,22 @@ fn read_all(
             }
         });
         if let Some(e) = error {
-            head.error_code = e.code();
             out.complete |= !unknown_to_metadata(e);
+            head.error_code = answered(e, version).code();
         }
         out.partitions.push(FetchPartition { head, records });
     }
     out
+}
+
+/// A partition's error as a client of `version` is answered it: before v6,
+/// KAFKA_STORAGE_ERROR is NOT_LEADER_OR_FOLLOWER, which those clients retry elsewhere
+/// (Kafka's `maybeDownConvertStorageError`).
+fn answered(e: E, version: i16) -> E {
+    match e {
+        E::KafkaStorageError if version < STORAGE_ERROR_FETCH_VERSION => E::NotLeaderOrFollower,
+        e => e,
+    }
 }
 
 /// The errors `resolve` gives a topic the metadata does not know. Kafka sets them aside
@@ -399,4 +430,16 @@ fn count_view_paths(b: &Broker, fr: &FilteredRead) {
     Metrics::add(&m.view_skipped_bytes, fr.skipped_bytes as u64);
     Metrics::add(&m.view_settled_batches, fr.settled_batches as u64);
     Metrics::add(&m.view_decoded_batches, fr.decoded_batches as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_error_is_not_leader_before_v6() {
+        assert_eq!(answered(E::KafkaStorageError, 5), E::NotLeaderOrFollower);
+        assert_eq!(answered(E::KafkaStorageError, 6), E::KafkaStorageError);
+        assert_eq!(answered(E::OffsetOutOfRange, 4), E::OffsetOutOfRange);
+    }
 }
