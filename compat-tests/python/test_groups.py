@@ -151,6 +151,40 @@ def test_dead_member_removed_after_session_timeout(bootstrap):
 
 
 @pytest.mark.slow
+def test_members_starting_apart_form_one_generation(broker_factory):
+    """Kafka's initial rebalance delay (group.initial.rebalance.delay.ms, 3 s by default)
+    is held open another delay by each member that joins during it, up to the rebalance
+    timeout: three consumers started two seconds apart form one generation, and each is
+    assigned once. A fixed 3 s window would complete without the third, then rebalance."""
+    b = broker_factory(config={"group.initial.rebalance.delay.ms": 3000})
+    bs = b.bootstrap
+    topic = create_topic(bs, uniq("grp-initial"), partitions=PARTS)
+    group = uniq("grp-initial")
+    assigned = [[], [], []]
+    consumers = []
+
+    def poll_for(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            poll_all(consumers)
+
+    try:
+        for i in range(3):
+            c = cf_consumer(bs, group=group, **group_conf())
+            c.subscribe([topic], on_assign=lambda _c, parts, i=i: assigned[i].append(
+                sorted(p.partition for p in parts)))
+            consumers.append(c)
+            poll_for(2.0)
+        wait_until(lambda: (poll_all(consumers), all(assigned))[1], T, what="all three assigned")
+        poll_for(4.0)  # long enough for a second generation to show
+        assert [len(a) for a in assigned] == [1, 1, 1], assigned
+        assert sorted(p for a in assigned for p in a[0]) == list(range(PARTS)), assigned
+    finally:
+        for c in consumers:
+            c.close()
+
+
+@pytest.mark.slow
 def test_static_membership(bootstrap):
     topic = create_topic(bootstrap, uniq("grp-static"), partitions=PARTS)
     fill(bootstrap, topic)

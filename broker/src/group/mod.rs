@@ -497,8 +497,13 @@ impl GroupCoordinator {
                 let mut inner = self.lock();
                 let mut changed = Vec::new();
                 for g in inner.groups.values_mut() {
-                    for id in g.tick(now) {
+                    let expired = g.tick(now);
+                    for id in &expired.session {
                         tracing::info!(group = %g.id, member = %id, "member session expired");
+                    }
+                    for id in &expired.sync {
+                        tracing::info!(group = %g.id, member = %id,
+                            "member removed: no SyncGroup within the rebalance timeout");
                     }
                     if g.is_changed() {
                         changed.push(g.id.clone());

@@ -10,7 +10,7 @@
 //! and answered when the rebalance step they wait for completes. Time is passed in, so
 //! the transitions are unit-tested without sleeping.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -146,6 +146,32 @@ pub enum Pending<T> {
     Wait(oneshot::Receiver<T>),
 }
 
+/// Kafka's initial rebalance (`group.initial.rebalance.delay.ms`): the join phase of a
+/// group that was empty ends when a delay passes with no new member, or when the
+/// rebalance timeout is spent, not when everyone known has joined, so consumers that
+/// start a few seconds apart form one generation.
+#[derive(Debug)]
+struct InitialRebalance {
+    /// The configured delay: no extension is longer.
+    configured: Duration,
+    /// The delay running now, and when it ends.
+    delay: Duration,
+    ends: Instant,
+    /// What is left of the rebalance timeout after this delay.
+    remaining: Duration,
+    /// A member joined during this delay: the phase is held open another one.
+    new_member_added: bool,
+}
+
+/// Members a timer put out of their group.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Their session ran out.
+    pub session: Vec<String>,
+    /// They did not send their SyncGroup within the rebalance timeout.
+    pub sync: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct Group {
     pub id: String,
@@ -158,9 +184,13 @@ pub struct Group {
     static_members: HashMap<String, String>,
     pending_members: HashMap<String, Instant>,
     rebalance_deadline: Option<Instant>,
-    /// The initial rebalance delay (group.initial.rebalance.delay.ms) of a group that was
-    /// empty: joins are collected until then before the first generation completes.
-    initial_delay_until: Option<Instant>,
+    /// The rebalance of a group that was empty, while its join phase is held open.
+    initial: Option<InitialRebalance>,
+    /// Members of this generation that have not sent their SyncGroup yet, and when they
+    /// are put out if they still have not (Kafka's pending-sync expiry): a leader that
+    /// never assigns would otherwise hold the group in CompletingRebalance for good.
+    pending_sync: HashSet<String>,
+    sync_deadline: Option<Instant>,
     next_join_order: u64,
     /// Since when the group has been Empty (as the timer saw it): Kafka's state
     /// timestamp, from which an empty consumer group's offsets are retained.
@@ -186,7 +216,9 @@ impl Group {
             static_members: HashMap::new(),
             pending_members: HashMap::new(),
             rebalance_deadline: None,
-            initial_delay_until: None,
+            initial: None,
+            pending_sync: HashSet::new(),
+            sync_deadline: None,
             next_join_order: 0,
             empty_since: None,
             changed: false,
@@ -460,6 +492,10 @@ impl Group {
         self.members.insert(new_id.clone(), m);
         self.static_members
             .insert(req.instance_id.clone().expect("static"), new_id.clone());
+        // The new incarnation owes the SyncGroup the old one did.
+        if self.pending_sync.remove(&old_id) {
+            self.pending_sync.insert(new_id.clone());
+        }
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
         if was_leader {
             self.leader = Some(new_id.clone());
@@ -495,6 +531,9 @@ impl Group {
         }
         if let Some(instance) = &req.instance_id {
             self.static_members.insert(instance.clone(), id.clone());
+        }
+        if let Some(initial) = &mut self.initial {
+            initial.new_member_added = true;
         }
         let order = self.next_join_order;
         self.next_join_order += 1;
@@ -542,26 +581,39 @@ impl Group {
                 }
             }
         }
-        let max_rebalance = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
+        let max_rebalance = self.max_rebalance_timeout();
         if self.state == GroupState::Empty && !initial_delay.is_zero() {
-            self.initial_delay_until = Some(now + initial_delay.min(max_rebalance));
+            self.initial = Some(InitialRebalance {
+                configured: initial_delay,
+                delay: initial_delay,
+                ends: now + initial_delay,
+                remaining: max_rebalance.saturating_sub(initial_delay),
+                new_member_added: false,
+            });
         }
+        self.clear_pending_sync();
         self.state = GroupState::PreparingRebalance;
         self.rebalance_deadline = Some(now + max_rebalance);
     }
 
-    /// Completes the join phase once every member has rejoined (and any initial delay
-    /// has passed).
+    /// The group's rebalance timeout: its members' longest.
+    fn max_rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn clear_pending_sync(&mut self) {
+        self.pending_sync.clear();
+        self.sync_deadline = None;
+    }
+
+    /// Completes the join phase once every member has rejoined and no new member is
+    /// between its two JoinGroups; an initial rebalance ends on its timer only.
     pub fn maybe_complete_join(&mut self, now: Instant) {
-        if self.state != GroupState::PreparingRebalance {
-            return;
-        }
-        if self.initial_delay_until.is_some_and(|t| now < t) {
+        if self.state != GroupState::PreparingRebalance || self.initial.is_some() {
             return;
         }
         if self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty()
@@ -570,19 +622,44 @@ impl Group {
         }
     }
 
+    /// An initial rebalance's delay has ended: held open another delay if a member joined
+    /// during this one and the rebalance timeout is not spent (Kafka's
+    /// `tryCompleteInitialRebalanceElseSchedule`), else the join phase completes.
+    fn initial_delay_ended(&mut self, now: Instant) {
+        let Some(i) = &mut self.initial else {
+            return;
+        };
+        if i.new_member_added && !i.remaining.is_zero() {
+            i.new_member_added = false;
+            let delay = i.configured.min(i.remaining);
+            i.remaining = i.remaining.saturating_sub(i.delay);
+            i.delay = delay;
+            i.ends = now + delay;
+        } else {
+            self.complete_join(now);
+        }
+    }
+
     fn complete_join(&mut self, now: Instant) {
-        // Members that did not rejoin in time are out.
+        // Dynamic members that did not rejoin in time are out. Static ones stay (KIP-345):
+        // the leader assigns them their share, which they take back if they return within
+        // their session and the sync deadline, with no further rebalance.
         let gone: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join_waiter.is_none())
+            .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
             .map(|m| m.id.clone())
             .collect();
         for id in gone {
             self.remove_member(&id);
         }
-        self.pending_members.clear();
-        self.initial_delay_until = None;
+        self.initial = None;
+        if !self.members.is_empty() && self.members.values().all(|m| m.join_waiter.is_none()) {
+            // No member rejoined, only absent static ones are left: wait another rebalance
+            // timeout for one, while their sessions run (Kafka's `completeClassicGroupJoin`).
+            self.rebalance_deadline = Some(now + self.max_rebalance_timeout());
+            return;
+        }
         self.rebalance_deadline = None;
         self.generation += 1;
         if self.members.is_empty() {
@@ -593,18 +670,22 @@ impl Group {
             return;
         }
         self.protocol = Some(self.select_protocol());
-        if self
+        let leader_rejoined = self
             .leader
             .as_ref()
-            .is_none_or(|l| !self.members.contains_key(l))
-        {
+            .and_then(|l| self.members.get(l))
+            .is_some_and(|m| m.join_waiter.is_some());
+        if !leader_rejoined {
             self.leader = self
                 .members
                 .values()
+                .filter(|m| m.join_waiter.is_some())
                 .min_by_key(|m| m.join_order)
                 .map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
+        self.pending_sync = self.members.keys().cloned().collect();
+        self.sync_deadline = Some(now + self.max_rebalance_timeout());
         let leader = self.leader.clone().expect("leader");
         let list = self.member_list();
         let ids: Vec<String> = self.members.keys().cloned().collect();
@@ -731,12 +812,14 @@ impl Group {
                 Pending::Now(SyncResult::error(E::RebalanceInProgress))
             }
             GroupState::Stable => {
+                self.synced(member_id);
                 let m = self.members.get_mut(member_id).expect("checked member");
                 m.last_heartbeat = now;
                 let a = m.assignment.clone();
                 Pending::Now(ok(self, a))
             }
             GroupState::CompletingRebalance => {
+                self.synced(member_id);
                 let (tx, rx) = oneshot::channel();
                 {
                     let m = self.members.get_mut(member_id).expect("checked member");
@@ -756,15 +839,28 @@ impl Group {
                         .map(|m| (m.id.clone(), ok(self, m.assignment.clone())))
                         .collect();
                     for (id, r) in results {
-                        if let Some(w) =
-                            self.members.get_mut(&id).and_then(|m| m.sync_waiter.take())
-                        {
+                        let Some(m) = self.members.get_mut(&id) else {
+                            continue;
+                        };
+                        if let Some(w) = m.sync_waiter.take() {
                             let _ = w.send(r);
+                            // Its session starts again from its answer, as Kafka's
+                            // `propagateAssignment` restarts it: a member parked past its
+                            // session timeout is not expired on the next tick.
+                            m.last_heartbeat = now;
                         }
                     }
                 }
                 Pending::Wait(rx)
             }
+        }
+    }
+
+    /// A member's SyncGroup came: it no longer holds up the sync deadline.
+    fn synced(&mut self, member_id: &str) {
+        self.pending_sync.remove(member_id);
+        if self.pending_sync.is_empty() {
+            self.sync_deadline = None;
         }
     }
 
@@ -879,6 +975,7 @@ impl Group {
                 let _ = w.send(SyncResult::error(E::UnknownMemberId));
             }
         }
+        self.pending_sync.remove(id);
         if self.leader.as_deref() == Some(id) {
             self.leader = None;
         }
@@ -892,6 +989,7 @@ impl Group {
                     self.generation += 1;
                     self.protocol = None;
                     self.changed = true;
+                    self.clear_pending_sync();
                 } else {
                     self.prepare_rebalance(now, Duration::ZERO);
                 }
@@ -901,27 +999,46 @@ impl Group {
         }
     }
 
-    /// Expires members whose session ran out and finishes rebalances whose deadline
-    /// passed. Returns the expired member ids.
-    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+    /// Expires members whose session ran out, and members that did not sync by the sync
+    /// deadline, and finishes rebalances whose deadline passed.
+    pub fn tick(&mut self, now: Instant) -> Expired {
         self.pending_members.retain(|_, deadline| *deadline > now);
-        let expired: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| !m.awaiting() && now.duration_since(m.last_heartbeat) > m.session_timeout)
-            .map(|m| m.id.clone())
-            .collect();
-        for id in &expired {
+        let mut expired = Expired {
+            session: self
+                .members
+                .values()
+                .filter(|m| {
+                    !m.awaiting() && now.duration_since(m.last_heartbeat) > m.session_timeout
+                })
+                .map(|m| m.id.clone())
+                .collect(),
+            sync: Vec::new(),
+        };
+        let syncing = matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        );
+        if syncing && self.sync_deadline.is_some_and(|d| now >= d) {
+            let mut late: Vec<String> = self.pending_sync.drain().collect();
+            late.retain(|id| !expired.session.contains(id));
+            late.sort();
+            expired.sync = late;
+            self.sync_deadline = None;
+        }
+        for id in expired.session.iter().chain(&expired.sync) {
             self.remove_member(id);
         }
-        if !expired.is_empty() {
+        if !expired.session.is_empty() || !expired.sync.is_empty() {
             self.after_membership_change(now);
         }
         if self.state == GroupState::PreparingRebalance {
-            if self.rebalance_deadline.is_some_and(|d| now >= d) {
-                self.complete_join(now);
-            } else {
-                self.maybe_complete_join(now);
+            match &self.initial {
+                Some(i) if now >= i.ends => self.initial_delay_ended(now),
+                Some(_) => {}
+                None if self.rebalance_deadline.is_some_and(|d| now >= d) => {
+                    self.complete_join(now)
+                }
+                None => self.maybe_complete_join(now),
             }
         }
         if self.state == GroupState::Empty {

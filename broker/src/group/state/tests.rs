@@ -117,7 +117,7 @@ fn expired_member_is_removed_and_group_rebalances() {
     g.heartbeat(2, &b, None, t + Duration::from_secs(9))
         .unwrap();
     let expired = g.tick(later);
-    assert_eq!(expired, vec![a.clone()]);
+    assert_eq!(expired.session, vec![a.clone()]);
     assert_eq!(g.state, GroupState::PreparingRebalance);
     assert_eq!(g.heartbeat(2, &a, None, later), Err(E::UnknownMemberId));
 }
@@ -219,6 +219,166 @@ fn initial_delay_collects_members() {
     assert!(rx_a.try_recv().is_err(), "waits for the initial delay");
     g.tick(t + Duration::from_secs(4));
     assert_eq!(rx_a.try_recv().unwrap().generation, 1);
+}
+
+/// Kafka's `tryCompleteInitialRebalanceElseSchedule`: each member that joins during the
+/// initial delay holds the join phase open another delay, so members that start a
+/// second apart form one generation; a member still between its two JoinGroups does
+/// not hold it; the rebalance timeout bounds it all.
+#[test]
+fn the_initial_delay_is_extended_by_each_new_member() {
+    let t = Instant::now();
+    let at = |s: u64| t + Duration::from_secs(s);
+    let delay = Duration::from_secs(3);
+    let mut g = Group::new("g");
+    let join = |g: &mut Group, when: Instant| {
+        let r = now_result(g.join(req("", None, &[("range", b"m")]), when, delay, 100));
+        waiting(g.join(
+            req(&r.member_id, None, &[("range", b"m")]),
+            when,
+            delay,
+            100,
+        ))
+    };
+    let mut rx_a = join(&mut g, at(0));
+    let mut rx_b = join(&mut g, at(2));
+    g.tick(at(3)); // a's delay ends, but b joined during it: another 3 s
+    assert!(rx_a.try_recv().is_err());
+    let mut rx_c = join(&mut g, at(5));
+    // Only asks for its member id: it does not hold the phase open.
+    let pending = now_result(g.join(req("", None, &[("range", b"m")]), at(5), delay, 100));
+    assert_eq!(pending.error, E::MemberIdRequired.code());
+    g.tick(at(6)); // c joined during the second delay: a third
+    assert!(
+        rx_a.try_recv().is_err(),
+        "everyone known has joined, yet it waits"
+    );
+    g.tick(at(8));
+    assert!(rx_a.try_recv().is_err());
+    g.tick(at(9));
+    let (ja, jb, jc) = (
+        rx_a.try_recv().unwrap(),
+        rx_b.try_recv().unwrap(),
+        rx_c.try_recv().unwrap(),
+    );
+    assert_eq!((ja.generation, jb.generation, jc.generation), (1, 1, 1));
+    assert_eq!(ja.members.len(), 3, "one generation of three");
+
+    // Members joining every two seconds forever: the 30 s rebalance timeout ends it.
+    let mut g = Group::new("h");
+    let mut first = join(&mut g, at(0));
+    let mut s = 0;
+    while first.try_recv().is_err() {
+        s += 1;
+        assert!(s <= 40, "the rebalance timeout bounds the initial delay");
+        if s % 2 == 0 {
+            drop(join(&mut g, at(s)));
+        }
+        g.tick(at(s));
+    }
+    assert!((27..=33).contains(&s), "completed at {s} s");
+}
+
+/// KIP-345: a static member that misses a rebalance (restarting, within its session)
+/// keeps its place in the group: the leader, one that rejoined, is given it to assign,
+/// and it takes its share back with no further rebalance when it returns in time.
+/// (A dynamic member is put out: `rebalance_deadline_drops_members_that_do_not_rejoin`.)
+#[test]
+fn a_static_member_keeps_its_place_through_a_rebalance_it_misses() {
+    let t = Instant::now();
+    let at = |s: u64| t + Duration::from_secs(s);
+    let static_req = || JoinRequest {
+        session_timeout: Duration::from_secs(60),
+        ..req("", Some("i1"), &[("range", b"m")])
+    };
+    let mut g = Group::new("g");
+    let mut rx_s = waiting(g.join(static_req(), t, Duration::ZERO, 100));
+    let s = rx_s.try_recv().unwrap().member_id;
+    let _ = g.sync(
+        1,
+        &s,
+        Some("i1"),
+        None,
+        None,
+        vec![(s.clone(), "P".into())],
+        t,
+    );
+    let (d, _rx_d) = join_new(&mut g, at(1));
+    // The static member never rejoins; d does, and the rebalance's deadline passes.
+    assert_eq!(g.tick(at(20)), Expired::default());
+    g.tick(at(32));
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    assert_eq!(g.generation, 2);
+    assert!(g.members.contains_key(&s), "static: kept");
+    assert_eq!(
+        g.leader.as_deref(),
+        Some(d.as_str()),
+        "the leader is one that rejoined"
+    );
+    let mut rx = waiting(g.sync(
+        2,
+        &d,
+        None,
+        None,
+        None,
+        vec![(d.clone(), "D".into()), (s.clone(), "S".into())],
+        at(33),
+    ));
+    assert_eq!(rx.try_recv().unwrap().assignment, Bytes::from("D"));
+    // Back within its session: its share at once, no rebalance.
+    let back = now_result(g.join(static_req(), at(35), Duration::ZERO, 100));
+    assert_eq!((back.error, back.generation), (0, 2));
+    let r = now_result(g.sync(2, &back.member_id, Some("i1"), None, None, vec![], at(35)));
+    assert_eq!(r.assignment, Bytes::from("S"));
+    // Its new incarnation synced: past the sync deadline (32 + 30 s) nothing expires.
+    for s in [40, 50, 60] {
+        assert_eq!(g.heartbeat(2, &d, None, at(s)), Ok(()));
+    }
+    assert_eq!(g.tick(at(63)), Expired::default());
+    assert_eq!(g.state, GroupState::Stable);
+}
+
+/// Kafka's pending-sync expiry: members that do not send their SyncGroup within the
+/// rebalance timeout are put out and the group rebalances, rather than sitting in
+/// CompletingRebalance for good behind a leader that never assigns.
+#[test]
+fn members_that_never_sync_are_put_out() {
+    let t = Instant::now();
+    let at = |s: u64| t + Duration::from_secs(s);
+    let mut g = Group::new("g");
+    let (a, mut rx_a) = join_new(&mut g, t);
+    let leader = rx_a.try_recv().unwrap();
+    assert_eq!(leader.leader, a);
+    // The leader heartbeats but never syncs.
+    for s in (3..30).step_by(3) {
+        assert_eq!(g.heartbeat(1, &a, None, at(s)), Ok(()));
+        assert_eq!(g.tick(at(s)), Expired::default());
+    }
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    let expired = g.tick(at(31));
+    assert_eq!(expired.sync, vec![a.clone()]);
+    assert_eq!(g.state, GroupState::Empty);
+}
+
+/// A follower parked on SyncGroup longer than its session is not expired right after
+/// the leader's assignment answers it: its session starts again then, as Kafka's
+/// `propagateAssignment` restarts it.
+#[test]
+fn the_assignment_restarts_each_session() {
+    let t = Instant::now();
+    let at = |s: u64| t + Duration::from_secs(s);
+    let mut g = Group::new("g");
+    let (a, _) = join_new(&mut g, t);
+    let _ = g.sync(1, &a, None, None, None, vec![], t);
+    let (b, _rx_b) = join_new(&mut g, t);
+    let _rx_a = waiting(g.join(req(&a, None, &[("range", b"m")]), t, Duration::ZERO, 100));
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    let mut rx_b = waiting(g.sync(2, &b, None, None, None, vec![], t));
+    // The leader takes 25 s to assign (b's session is 10 s).
+    let _ = g.sync(2, &a, None, None, None, vec![], at(25));
+    assert!(rx_b.try_recv().is_ok());
+    assert_eq!(g.tick(at(26)), Expired::default());
+    assert!(g.members.contains_key(&b));
 }
 
 #[test]
@@ -366,13 +526,16 @@ fn a_stored_group_comes_back_as_it_was_written() {
     let r = now_result(back.sync(1, &a, None, None, None, vec![], later));
     assert_eq!(r.assignment, Bytes::from_static(b"p0"));
     assert!(
-        back.tick(later + Duration::from_secs(5)).is_empty(),
+        back.tick(later + Duration::from_secs(5)) == Expired::default(),
         "a fresh session"
     );
     assert!(!back.is_changed());
 
     // Its member gone, the group empties: written, and loaded Empty.
-    assert_eq!(back.tick(later + Duration::from_secs(11)), vec![a.clone()]);
+    assert_eq!(
+        back.tick(later + Duration::from_secs(11)).session,
+        vec![a.clone()]
+    );
     assert_eq!(back.state, GroupState::Empty);
     assert!(back.is_changed());
     let empty = back.to_stored(72_000);
@@ -432,8 +595,10 @@ fn a_group_over_its_max_size_shrinks_at_its_next_rebalance() {
     let b = now_result(g.join(req("b", None, &[("range", b"m")]), t, Duration::ZERO, 1));
     assert_eq!((b.error, b.member_id), refused);
     assert!(!g.members.contains_key("b"), "put out");
-    // The static member never rejoined: it goes at the rebalance's deadline.
-    g.tick(t + Duration::from_secs(31));
+    // The static member never rejoined, and its 10 s session ran out before the
+    // rebalance's deadline.
+    let expired = g.tick(t + Duration::from_secs(31));
+    assert_eq!(expired.session, vec!["s".to_owned()]);
     let a = rx_a
         .try_recv()
         .expect("the rebalance completed with a alone");

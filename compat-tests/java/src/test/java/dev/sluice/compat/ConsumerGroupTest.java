@@ -232,6 +232,70 @@ class ConsumerGroupTest extends BrokerTestBase {
         }
     }
 
+    /**
+     * KIP-345: a static member that misses a rebalance (restarting, its session long) keeps
+     * its place: the join phase ends at the rebalance timeout without it, the leader assigns
+     * it its share, and the restarted instance takes that share back without another
+     * rebalance, and is not put out when the sync deadline passes (Kafka 4.4 rebalances
+     * then). A broker that dropped it would hand its partitions to the others and rebalance
+     * again when it returned.
+     */
+    @Test
+    void staticMemberKeepsItsShareThroughARebalanceItMisses() {
+        String topic = createTopic("cg-static-away", PARTITIONS);
+        String group = uniqueName("cg-static-away");
+        Properties p1 = groupProps(group, "d1");
+        p1.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "8000");
+        Properties p2 = groupProps(group, "s2");
+        p2.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-away");
+        p2.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "60000");
+        p2.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "8000");
+        Properties p3 = groupProps(group, "d3");
+        p3.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, "8000");
+        try (KafkaConsumer<String, String> c1 = new KafkaConsumer<>(p1)) {
+            KafkaConsumer<String, String> c2 = new KafkaConsumer<>(p2);
+            c1.subscribe(List.of(topic));
+            c2.subscribe(List.of(topic));
+            pollUntil("a dynamic and a static member get 3 partitions each", WAIT, List.of(c1, c2), null,
+                    () -> splitEvenly(c1, c2, topic)
+                            && c1.groupMetadata().generationId() == c2.groupMetadata().generationId());
+            c2.close(); // restarting: a static member does not send LeaveGroup
+
+            try (KafkaConsumer<String, String> c3 = new KafkaConsumer<>(p3)) {
+                c3.subscribe(List.of(topic));
+                pollUntil("the rebalance ends at its timeout without the static member", WAIT,
+                        List.of(c1, c3), null,
+                        () -> !c1.assignment().isEmpty() && !c3.assignment().isEmpty()
+                                && c1.groupMetadata().generationId() == c3.groupMetadata().generationId());
+                Set<TopicPartition> others = new HashSet<>(c1.assignment());
+                others.addAll(c3.assignment());
+                assertEquals(4, others.size(), "the absent static member keeps a third: " + others);
+                ConsumerGroupDescription d = get(admin.describeConsumerGroups(List.of(group))
+                        .describedGroups().get(group));
+                assertEquals(3, d.members().size(), "members: " + d.members());
+                assertTrue(d.members().stream()
+                        .anyMatch(m -> m.groupInstanceId().equals(java.util.Optional.of("instance-away"))));
+                int generation = c1.groupMetadata().generationId();
+
+                Set<TopicPartition> itsShare = allPartitions(topic);
+                itsShare.removeAll(others);
+                try (KafkaConsumer<String, String> c2b = new KafkaConsumer<>(p2)) {
+                    c2b.subscribe(List.of(topic));
+                    pollUntil("the restarted static member gets its share", WAIT, List.of(c1, c3, c2b), null,
+                            () -> c2b.assignment().equals(itsShare));
+                    assertEquals(generation, c2b.groupMetadata().generationId(), "no rebalance for its return");
+                    // Past the sync deadline (the 8 s rebalance timeout): nothing moves. Kafka
+                    // 4.4 rebalances here: its pending-sync set keeps the old instance's
+                    // member id, which never syncs (README, "Compared with Kafka").
+                    assumeSluice("Kafka rebalances once the returned instance's old id misses the sync");
+                    pollFor(Duration.ofSeconds(10), List.of(c1, c3, c2b));
+                    assertEquals(generation, c1.groupMetadata().generationId(), "no rebalance after it synced");
+                    assertEquals(itsShare, c2b.assignment());
+                }
+            }
+        }
+    }
+
     private static void pollFor(Duration d, List<KafkaConsumer<String, String>> consumers) {
         long end = System.nanoTime() + d.toNanos();
         while (System.nanoTime() < end) {
