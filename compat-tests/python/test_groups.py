@@ -409,3 +409,43 @@ def test_kcat_balanced_consumer_commits(bootstrap):
     adm = admin(bootstrap)  # keep a reference: a collected AdminClient never completes futures
     desc = adm.describe_consumer_groups([group], request_timeout=T)[group].result(RT)
     assert desc.state == ConsumerGroupState.EMPTY
+
+
+def test_offset_metadata_is_bounded_as_kafka_bounds_it(bootstrap):
+    """offset.metadata.max.bytes (4096) counts what Java's String.length() counts, UTF-16
+    code units, so 3,000 two-byte characters fit. A group's own error (a standalone
+    commit to a group with members) comes before the metadata's size, as in Kafka's
+    OffsetMetadataManager."""
+    from kafka import TopicPartition as KTP
+    from kafka.errors import CommitFailedError, OffsetMetadataTooLargeError
+    from kafka.structs import OffsetAndMetadata
+    from compat_util import kp_consumer
+    topic = create_topic(bootstrap, uniq("grp-meta"), partitions=1)
+    tp = KTP(topic, 0)
+    alone = kp_consumer(bootstrap, group_id=uniq("grp-meta-alone"), enable_auto_commit=False)
+    try:
+        alone.assign([tp])
+        alone.commit({tp: OffsetAndMetadata(1, "m" * 4096, -1)})
+        with pytest.raises(OffsetMetadataTooLargeError):
+            alone.commit({tp: OffsetAndMetadata(2, "m" * 4097, -1)})
+        wide = "é" * 3000   # 6,000 bytes of UTF-8
+        alone.commit({tp: OffsetAndMetadata(3, wide, -1)})
+        got = alone.committed(tp, metadata=True)
+        assert (got.offset, got.metadata) == (3, wide)
+    finally:
+        alone.close()
+
+    group = uniq("grp-meta-busy")
+    member = cf_consumer(bootstrap, group=group, **group_conf())
+    outsider = kp_consumer(bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        member.subscribe([topic])
+        wait_until(lambda: (poll_all([member]), parts_of(member, topic) == {0})[1], T,
+                   what="the member's assignment")
+        outsider.assign([tp])
+        with pytest.raises(CommitFailedError) as refused:
+            outsider.commit({tp: OffsetAndMetadata(9, "m" * 5000, -1)})
+        assert "UnknownMemberId" in repr(refused.value), repr(refused.value)
+    finally:
+        outsider.close()
+        member.close()

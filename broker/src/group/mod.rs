@@ -325,8 +325,12 @@ impl GroupCoordinator {
             .iter()
             .map(|(t, p, c)| (group_id.to_owned(), t.clone(), *p, Some(c.clone())))
             .collect();
-        if let Err(e) = inner.store.append(&changes) {
-            return Err(write_failed("storing offsets failed", &e));
+        // Nothing to write when every partition's metadata was too large: the group was
+        // still checked (and a member's session kept alive).
+        if !changes.is_empty() {
+            if let Err(e) = inner.store.append(&changes) {
+                return Err(write_failed("storing offsets failed", &e));
+            }
         }
         inner
             .groups
@@ -460,11 +464,16 @@ impl GroupCoordinator {
         if !group.is_empty() && group.protocol_type.as_deref() != Some("consumer") {
             return Err(E::NonEmptyGroup);
         }
-        let subscribed = group.subscribed_topics().unwrap_or_default();
+        // Kafka's `isSubscribedToTopic`: a consumer group whose members' subscriptions
+        // cannot be read counts as subscribed to every topic, so nothing of it is deleted.
+        let subscribed = group.subscribed_topics();
+        let unreadable = subscribed.is_none()
+            && !group.is_empty()
+            && group.protocol_type.as_deref() == Some("consumer");
         let mut results = Vec::new();
         let mut offsets = Vec::new();
         for (t, p) in partitions {
-            if subscribed.contains(t) {
+            if unreadable || subscribed.as_ref().is_some_and(|s| s.contains(t)) {
                 results.push(Some(E::GroupSubscribedToTopic));
             } else {
                 results.push(None);
@@ -615,6 +624,38 @@ mod tests {
         };
         c.commit(group, -1, "", None, vec![(topic.into(), 0, committed)], 9)
             .unwrap();
+    }
+
+    /// Kafka's `isSubscribedToTopic`: a consumer group whose members' subscriptions do
+    /// not parse counts as subscribed to every topic, so OffsetDelete keeps its offsets.
+    #[test]
+    fn offsets_of_a_group_whose_subscriptions_do_not_parse_are_kept() {
+        use crate::group::offsets::{StoredGroup, StoredMember};
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path());
+        commit_at(&c, "g", "t", now_ms());
+        let stored = StoredGroup {
+            protocol_type: Some("consumer".into()),
+            protocol: Some("range".into()),
+            generation: 1,
+            leader: Some("a".into()),
+            timestamp_ms: 0,
+            members: vec![StoredMember {
+                id: "a".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "h".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                subscription: b"\xff".to_vec(),
+                assignment: vec![],
+            }],
+        };
+        let group = Group::from_stored("g", &stored, Instant::now(), now_ms());
+        c.lock().groups.insert("g".into(), group);
+        let deleted = c.delete_offsets("g", &[("t".into(), 0)]);
+        assert_eq!(deleted, Ok(vec![Some(E::GroupSubscribedToTopic)]));
+        assert_eq!(c.committed("g").len(), 1);
     }
 
     #[test]

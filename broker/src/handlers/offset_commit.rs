@@ -21,8 +21,12 @@ pub async fn handle(
 ) -> OffsetCommitResponse {
     let image = b.image();
     let mut accepted = Vec::new();
-    // Per-partition verdicts that do not depend on the group: known partition, metadata size.
+    // Per-partition verdicts that do not depend on the group: known partition, metadata
+    // size. Kafka sets unknown partitions aside before the coordinator sees the request;
+    // the group's own error then goes to every other partition, and only a commit the
+    // group accepts is checked for its metadata's size (`OffsetMetadataManager`).
     let mut verdicts: Vec<Vec<Option<E>>> = Vec::new();
+    let mut known_partitions = 0;
     for t in &req.topics {
         let topic = image.topic(t.name.0.as_str());
         let mut v = Vec::new();
@@ -37,7 +41,11 @@ pub async fn handle(
             });
             if !known {
                 v.push(Some(E::UnknownTopicOrPartition));
-            } else if metadata.len() > b.groups.metadata_max_bytes {
+                continue;
+            }
+            known_partitions += 1;
+            // Java's `String.length()`: UTF-16 code units, not bytes.
+            if metadata.encode_utf16().count() > b.groups.metadata_max_bytes {
                 v.push(Some(E::OffsetMetadataTooLarge));
             } else {
                 v.push(None);
@@ -50,7 +58,7 @@ pub async fn handle(
         }
         verdicts.push(v);
     }
-    let group_result = if accepted.is_empty() {
+    let group_result = if known_partitions == 0 {
         Ok(())
     } else {
         b.groups.commit(
@@ -73,8 +81,9 @@ pub async fn handle(
                 .zip(v)
                 .map(|(p, verdict)| {
                     let code = match (verdict, &group_result) {
-                        (Some(e), _) => e.code(),
-                        (None, Err(e)) => e.code(),
+                        (Some(E::UnknownTopicOrPartition), _) => E::UnknownTopicOrPartition.code(),
+                        (_, Err(e)) => e.code(),
+                        (Some(e), Ok(())) => e.code(),
                         (None, Ok(())) => 0,
                     };
                     OffsetCommitResponsePartition::default()
