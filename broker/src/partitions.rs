@@ -35,6 +35,10 @@ pub struct Partition {
     pub summaries: SummaryCache,
     /// Set while the topic has views: its appends are then tag-summarised.
     pub has_views: AtomicBool,
+    /// Set when the partition is deleted. Here, not only in its log: a Fetch naming
+    /// thousands of partitions reads it beside the leader epoch, without one more
+    /// pointer to follow per partition.
+    retired: AtomicBool,
 }
 
 impl Partition {
@@ -63,7 +67,13 @@ impl Partition {
     /// answer at once, as Kafka completes a delayed fetch whose partition went away.
     fn retire(&self) {
         self.lock().retire();
+        self.retired.store(true, Ordering::Release);
         self.hw_tx.send_modify(|_| {});
+    }
+
+    /// Whether the partition was deleted.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Advances the high watermark to the log end (the only replica) and wakes fetchers.
@@ -595,6 +605,7 @@ impl ReplicaManager {
             hw_tx,
             summaries: SummaryCache::default(),
             has_views: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         })))
     }
 

@@ -596,11 +596,6 @@ impl PartitionLog {
         self.recovery_point.retire();
     }
 
-    /// Whether the partition was deleted ([`Self::retire`]).
-    pub fn is_retired(&self) -> bool {
-        self.recovery_point.retired()
-    }
-
     /// Flushes the active segment (`flush.messages` / `flush.ms` / shutdown). A failure
     /// poisons the log.
     /// Sealed segments whose background sync may not have run yet are synced too, so

@@ -309,6 +309,12 @@ fn read_all(
         let mut records = Vec::new();
         let error = w.error.or_else(|| {
             let part = w.part().expect("resolved partition");
+            if part.is_retired() {
+                // Deleted while this fetch waited: answered now (Kafka's `DelayedFetch`
+                // completes on an unknown partition).
+                out.complete = true;
+                return Some(E::UnknownTopicOrPartition);
+            }
             if let Err(e) = part.check_leader_epoch(w.current_leader_epoch) {
                 return Some(e);
             }
@@ -329,12 +335,6 @@ fn read_all(
             let min_one = out.bytes == 0;
             let read = {
                 let log = part.lock();
-                if log.is_retired() {
-                    // Deleted while this fetch waited: answered now (Kafka's
-                    // `DelayedFetch` completes on an unknown partition).
-                    out.complete = true;
-                    return Some(E::UnknownTopicOrPartition);
-                }
                 // On an error the offsets stay unknown (-1), as Kafka's
                 // `createLogReadResult` leaves them, out of range included.
                 log.read(w.fetch_offset, budget, min_one)
