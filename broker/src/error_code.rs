@@ -24,7 +24,8 @@ pub fn storage(e: &StorageError) -> E {
             | BatchError::ControlBatch
             | BatchError::BadCompression { .. }
             | BatchError::BadCount { .. }
-            | BatchError::SeveralBatches { .. } => E::InvalidRecord,
+            | BatchError::SeveralBatches { .. }
+            | BatchError::BaseOffset { .. } => E::InvalidRecord,
             // What `LogValidator` throws as InvalidRecordException: records that do not
             // read, a producer id without a sequence.
             BatchError::NoSequence { .. }

@@ -317,8 +317,10 @@ def i64(v):
     return struct.pack(">q", v)
 
 
-def record_batch(values, base_ts, producer_id=-1, producer_epoch=-1, base_sequence=-1):
-    """An uncompressed magic-2 record batch of key-less records."""
+def record_batch(values, base_ts, producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                 base_offset=0):
+    """An uncompressed magic-2 record batch of key-less records (a client's base offset
+    is 0)."""
     recs = b""
     for i, value in enumerate(values):
         body = (i8(0) + varint(0) + varint(i) + varint(-1)
@@ -329,7 +331,7 @@ def record_batch(values, base_ts, producer_id=-1, producer_epoch=-1, base_sequen
                  + i32(len(values)) + recs)
     crc = struct.pack(">I", crc32c(after_crc))
     after_length = i32(0) + i8(2) + crc + after_crc   # partition leader epoch, magic
-    return i64(0) + i32(len(after_length)) + after_length
+    return i64(base_offset) + i32(len(after_length)) + after_length
 
 
 def pick_version(versions, api_key, preferred):
@@ -352,8 +354,9 @@ def produce_request_body(version, topic, partition, batch, acks=-1, timeout_ms=1
             + uvarint(0) + uvarint(0))
 
 
-def parse_produce_response(payload, version):
-    """-> (correlation_id, error_code, base_offset) of the first partition."""
+def parse_produce_response(payload, version, record_errors=False):
+    """-> (correlation_id, error_code, base_offset) of the first partition; with
+    ``record_errors``, also the batch indexes its record errors name (v8+)."""
     flexible = version >= 9
     r = Reader(payload)
     corr = r.i32()
@@ -367,7 +370,17 @@ def parse_produce_response(payload, version):
     r.i32()
     err = r.i16()
     base_offset = struct.unpack(">q", r.take(8))[0]
-    return corr, err, base_offset
+    if not record_errors:
+        return corr, err, base_offset
+    assert version >= 8, version
+    r.take(16)                                   # log append time, log start offset
+    indexes = []
+    for _ in range(r.uvarint() - 1 if flexible else r.i32()):
+        indexes.append(r.i32())
+        r.compact_string() if flexible else r.string()
+        if flexible:
+            r.tagged_fields()
+    return corr, err, base_offset, indexes
 
 
 def init_producer_id(conn, versions, producer=(-1, -1)):

@@ -146,9 +146,28 @@ def test_produce_bad_crc_rejected(broker):
         corr = c.send_request(rk.API_PRODUCE, pv,
                               rk.produce_request_body(pv, topic, 0, bytes(batch)),
                               flexible=pv >= 9)
-        got_corr, err, _ = rk.parse_produce_response(c.recv_frame(), pv)
+        got_corr, err, _, record_errors = rk.parse_produce_response(c.recv_frame(), pv,
+                                                                    record_errors=True)
         assert got_corr == corr
         assert err in (2, 87), f"corrupt batch got error {err}, want CORRUPT_MESSAGE (2)"
+        # The whole batch is bad, not one record of it: no record errors, which the
+        # Java producer would pin on record 0 and answer the others with a generic error.
+        assert record_errors == []
+    assert watermarks(broker.bootstrap, topic, [0]) == {0: (0, 0)}
+
+
+def test_produce_a_batch_not_at_offset_0_is_refused(broker):
+    """A client's batch starts at base offset 0 (the broker assigns offsets): any other
+    is INVALID_RECORD, as Kafka's analyzeAndValidateRecords refuses it."""
+    topic = create_topic(broker.bootstrap, uniq("raw-base"), partitions=1)
+    versions = rk.api_versions(broker.host, broker.port)
+    pv = rk.pick_version(versions, rk.API_PRODUCE, rk.PRODUCE_VERSIONS)
+    batch = rk.record_batch([b"payload"], int(time.time() * 1000), base_offset=5)
+    with rk.Conn(broker.host, broker.port) as c:
+        corr = c.send_request(rk.API_PRODUCE, pv, rk.produce_request_body(pv, topic, 0, batch),
+                              flexible=pv >= 9)
+        got_corr, err, _ = rk.parse_produce_response(c.recv_frame(), pv)
+        assert (got_corr, err) == (corr, 87)
     assert watermarks(broker.bootstrap, topic, [0]) == {0: (0, 0)}
 
 

@@ -51,6 +51,8 @@ pub enum BatchError {
     MalformedRecord { at: usize },
     #[error("{count} batches for one partition: a Produce carries one")]
     SeveralBatches { count: usize },
+    #[error("a produced batch starts at base offset 0, not {base_offset}")]
+    BaseOffset { base_offset: i64 },
 }
 
 /// A parsed batch header. Plain data: copying it is cheap.

@@ -34,7 +34,10 @@ pub async fn handle(
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "producer id allocation failed");
-            resp.with_error_code(E::CoordinatorNotAvailable.code())
+            // Kafka's answer while its id manager has no block (`ProducerIdManager`):
+            // retriable. COORDINATOR_NOT_AVAILABLE sends the Java producer to look up a
+            // transaction coordinator for a transactional id it does not have.
+            resp.with_error_code(E::CoordinatorLoadInProgress.code())
         }
     }
 }

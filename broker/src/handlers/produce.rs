@@ -124,10 +124,16 @@ fn append(
     // A batch the log would refuse (bad CRC...) is answered below, after the same
     // checks as the log's own (replicas, then records).
     let checked = delay::split::check(records, retry_policy.is_some(), compression).and_then(|c| {
-        // Kafka's `LogValidator` takes one v2 batch per partition and refuses more.
-        match c.records.batches().len() {
-            1 => Ok(c),
-            count => Err(BatchError::SeveralBatches { count }),
+        // Kafka's `LogValidator` takes one v2 batch per partition and refuses more, and
+        // `analyzeAndValidateRecords` a client's batch not at base offset 0.
+        match c.records.batches() {
+            [(_, h)] if h.base_offset != 0 => Err(BatchError::BaseOffset {
+                base_offset: h.base_offset,
+            }),
+            [_] => Ok(c),
+            batches => Err(BatchError::SeveralBatches {
+                count: batches.len(),
+            }),
         }
     });
     let split = match checked.as_ref().map(|c| {
@@ -232,15 +238,11 @@ fn append(
         Err(e) => {
             let code = error_code::storage(&e);
             tracing::debug!(topic, partition, error = %e, "produce refused");
-            let mut r = r
-                .with_error_code(code.code())
-                .with_error_message(Some(str_bytes(e.to_string())));
-            if code == E::InvalidRecord || code == E::CorruptMessage {
-                r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(0)
-                    .with_batch_index_error_message(Some(str_bytes(e.to_string())))];
-            }
-            r
+            // No record errors: they name records that are bad on their own, and the
+            // Java producer answers the records they do not name with a generic error.
+            // A refusal of the whole batch names none, as in Kafka.
+            r.with_error_code(code.code())
+                .with_error_message(Some(str_bytes(e.to_string())))
         }
     }
 }
