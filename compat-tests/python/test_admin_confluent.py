@@ -125,6 +125,20 @@ def test_delete_topics(bootstrap):
         KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_delete_topics_while_deletion_is_disabled(broker_factory):
+    """delete.topic.enable=false: the whole request is refused before any topic is looked
+    up (Kafka's ControllerApis.deleteTopics), so a missing topic gets
+    TOPIC_DELETION_DISABLED too, and the existing one stays."""
+    b = broker_factory(config={"delete.topic.enable": False})
+    a = admin(b.bootstrap)
+    topic = create_topic(b.bootstrap, uniq("adm-nodel"), partitions=1)
+    missing = uniq("adm-nodel-missing")
+    fs = a.delete_topics([topic, missing], request_timeout=T)
+    assert err_code(fs[topic]) == KafkaError.TOPIC_DELETION_DISABLED
+    assert err_code(fs[missing]) == KafkaError.TOPIC_DELETION_DISABLED
+    assert topic in topic_names(b.bootstrap)
+
+
 def test_delete_then_recreate_topic_is_empty(bootstrap):
     a = admin(bootstrap)
     topic = create_topic(bootstrap, uniq("adm-recreate"), partitions=1)
@@ -290,6 +304,14 @@ def test_incremental_alter_configs(bootstrap):
     assert alter(ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET),
                  validate_only=True).result(RT) is None
     assert describe_topic_configs(a, topic)["retention.ms"].is_default
+
+    # Deleting a key the topic does not set is a no-op, whatever its name (Kafka writes
+    # no record for it), and does not spoil the SET beside it; values are trimmed, as
+    # Kafka's ConfigDef trims them.
+    assert alter(ConfigEntry("no.such.config", None, incremental_operation=AlterConfigOpType.DELETE),
+                 ConfigEntry("compression.type", " gzip ",
+                             incremental_operation=AlterConfigOpType.SET)).result(RT) is None
+    assert describe_topic_configs(a, topic)["compression.type"].value.strip() == "gzip"
 
     # errors
     assert err_code(alter(ConfigEntry("cleanup.policy", "bogus",

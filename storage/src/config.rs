@@ -203,7 +203,8 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
             }
         }
         ConfigKind::OneOf(values) => {
-            if !values.contains(&value) {
+            // Trimmed, as Kafka's `ConfigDef` parses a string.
+            if !values.contains(&value.trim()) {
                 return Err(invalid("not one of the supported values"));
             }
         }
@@ -387,6 +388,8 @@ mod tests {
         };
         let codec = |codec, level| Ok(TopicCompression::Codec { codec, level });
         assert_eq!(resolve(&[("compression.type", "gzip")]), codec(1, -1));
+        // Trimmed, as Kafka's `ConfigDef` trims a string.
+        assert_eq!(resolve(&[("compression.type", " gzip ")]), codec(1, -1));
         assert_eq!(resolve(&[("compression.type", "snappy")]), codec(2, 0));
         assert_eq!(resolve(&[("compression.type", "lz4")]), codec(3, 9));
         assert_eq!(resolve(&[("compression.type", "zstd")]), codec(4, 3));

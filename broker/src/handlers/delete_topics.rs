@@ -31,6 +31,26 @@ pub async fn handle(
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    // Kafka refuses the whole request while deletion is disabled, before it looks a topic
+    // up (`ControllerApis.deleteTopics`): versions before 3 do not know
+    // TOPIC_DELETION_DISABLED.
+    if !b.config.flag("delete.topic.enable") {
+        let code = if ctx.version < 3 {
+            E::InvalidRequest
+        } else {
+            E::TopicDeletionDisabled
+        };
+        let responses = targets
+            .into_iter()
+            .map(|(name, id)| {
+                DeletableTopicResult::default()
+                    .with_name(name)
+                    .with_topic_id(id)
+                    .with_error_code(code.code())
+            })
+            .collect();
+        return DeleteTopicsResponse::default().with_responses(responses);
+    }
     // Kafka's screening (`ControllerApis.deleteTopics`): a topic named by neither name nor
     // id, by both, or more than once, is refused and not deleted.
     let refuse = |name: Option<TopicName>, id: uuid::Uuid, message: &str| {
@@ -101,9 +121,7 @@ pub async fn handle(
         };
         result.name = Some(TopicName(str_bytes(topic.name.clone())));
         result.topic_id = topic.id;
-        if !b.config.flag("delete.topic.enable") {
-            result.error_code = E::TopicDeletionDisabled.code();
-        } else if topic.internal {
+        if topic.internal {
             result.error_code = E::InvalidTopicException.code();
             result.error_message = Some(str_bytes("internal topics cannot be deleted"));
         } else if let Err(r) = topics::propose_simple(

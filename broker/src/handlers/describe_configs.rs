@@ -50,10 +50,12 @@ pub fn handle(
                     if !wanted(c.name) {
                         continue;
                     }
+                    // No documentation (null, as Kafka answers unless asked for it).
                     let mut entry = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(c.name))
                         .with_value(Some(str_bytes(c.value)))
-                        .with_config_source(c.source);
+                        .with_config_source(c.source)
+                        .with_documentation(None);
                     if req.include_synonyms {
                         entry.synonyms = c
                             .synonyms
@@ -105,7 +107,8 @@ pub fn handle(
                         .with_name(str_bytes(key))
                         .with_value(Some(str_bytes(value)))
                         .with_read_only(true)
-                        .with_config_source(src);
+                        .with_config_source(src)
+                        .with_documentation(None);
                     if ctx.version >= 3 {
                         entry.config_type = config_type.unwrap_or(2);
                     }

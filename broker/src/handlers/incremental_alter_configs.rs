@@ -77,6 +77,11 @@ async fn alter_topic(
     for op in ops {
         let key = op.name.to_string();
         if !topics::is_known_topic_config(&key) && !retry::is_retry_config(&key) {
+            if op.config_operation == OP_DELETE {
+                // Deleting what the topic cannot set is a no-op, as Kafka's controller
+                // writes no record for a key that is null before and after.
+                continue;
+            }
             return Err(Refusal::new(
                 E::InvalidConfig,
                 format!("unknown or unsupported topic config {key}"),

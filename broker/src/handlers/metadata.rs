@@ -47,8 +47,11 @@ pub async fn handle(
                 let image = b.image();
                 match image.topic_by_id(&requested.topic_id) {
                     Some(t) => topics.push(describe(&image, t)),
+                    // Named null, as Kafka answers an unknown id (the library's default
+                    // name is an empty string).
                     None => topics.push(
                         MetadataResponseTopic::default()
+                            .with_name(None)
                             .with_topic_id(requested.topic_id)
                             .with_error_code(E::UnknownTopicId.code()),
                     ),

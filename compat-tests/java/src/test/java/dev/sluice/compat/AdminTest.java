@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.reflect.Method;
@@ -124,6 +125,7 @@ class AdminTest extends BrokerTestBase {
         ConfigEntry segmentBytes = cfg.get("segment.bytes");
         assertNotNull(segmentBytes, "describeConfigs must include defaults such as segment.bytes");
         assertTrue(Long.parseLong(segmentBytes.value()) > 0, "segment.bytes value");
+        assertNull(segmentBytes.documentation(), "no documentation unless asked for, as Kafka answers");
         assertNotEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, segmentBytes.source());
 
         // describeTopics by id as well
