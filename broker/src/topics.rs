@@ -188,6 +188,10 @@ pub async fn create_topic(
         ));
     }
     let view = view::defines_view(&configs);
+    // Configs before counts, in Kafka's order (`ReplicationControlManager.createTopic`).
+    if !view {
+        validate_configs(name, &configs)?;
+    }
     let partitions = if view {
         view::validate_new(&image, name, partitions, &configs)?
     } else if partitions == -1 {
@@ -218,9 +222,6 @@ pub async fn create_topic(
             E::InvalidReplicationFactor,
             format!("replication factor {replication_factor} is larger than the {brokers} available brokers"),
         ));
-    }
-    if !view {
-        validate_configs(name, &configs)?;
     }
     if validate_only {
         return Ok((Uuid::nil(), partitions, replication_factor));

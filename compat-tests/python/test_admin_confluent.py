@@ -84,6 +84,12 @@ def test_create_topic_errors(bootstrap):
     fs = a.create_topics([NewTopic(bad_rf, 1, 3)], request_timeout=T)
     assert err_code(fs[bad_rf]) == KafkaError.INVALID_REPLICATION_FACTOR
 
+    # Configs are checked before the counts, in Kafka's order.
+    both = uniq("adm-badboth")
+    fs = a.create_topics([NewTopic(both, 1, 3, config={"no.such.config": "1"})],
+                         request_timeout=T)
+    assert err_code(fs[both]) == KafkaError.INVALID_CONFIG
+
     time.sleep(0.5)
     names = topic_names(bootstrap)
     assert bad_value not in names and bad_rf not in names
