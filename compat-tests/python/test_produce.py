@@ -80,6 +80,18 @@ def test_kcat_produce(bootstrap, codec, acks):
 
 # -- per-record / per-partition errors ----------------------------------------------
 
+def test_acks_all_to_a_topic_asking_more_replicas_than_it_has(bootstrap):
+    """min.insync.replicas counts no more replicas than the partition has (Kafka's
+    effectiveMinIsr, KIP-966): a topic set to 2 on one broker, as a production config
+    copied to a single node would be, takes acks=all produces."""
+    topic = create_topic(bootstrap, uniq("p-minisr"), partitions=1,
+                         config={"min.insync.replicas": "2"})
+    log = cf_produce(bootstrap, topic, [{"value": b"v%d" % i} for i in range(10)],
+                     conf={"acks": "all", "message.timeout.ms": 10000})
+    assert not log.errors, [str(e) for e, _ in log.errors[:3]]
+    assert sorted(o[1] for o in log.ok) == list(range(10))
+
+
 def test_confluent_record_too_large(bootstrap):
     topic = create_topic(bootstrap, uniq("p-toolarge-cf"), partitions=1,
                          config={"max.message.bytes": "1000"})

@@ -181,12 +181,15 @@ fn append(
     let mut scheduled = None;
     let mut log = part.lock();
     if acks == -1 {
-        let isr = b
+        let (isr, replicas) = b
             .image()
             .topic(topic)
             .and_then(|t| t.partitions.get(partition as usize))
-            .map_or(0, |p| p.isr.len());
-        if (isr as i32) < log.config().min_insync_replicas {
+            .map_or((0, usize::MAX), |p| (p.isr.len(), p.replicas.len()));
+        // Kafka's `effectiveMinIsr` (KIP-966): min.insync.replicas, but never more than
+        // the partition has replicas, so a topic set to 2 on one broker takes acks=all.
+        let min_isr = (log.config().min_insync_replicas as usize).min(replicas);
+        if isr < min_isr {
             return r.with_error_code(E::NotEnoughReplicas.code());
         }
     }
