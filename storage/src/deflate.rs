@@ -93,9 +93,17 @@ pub fn compress(codec: i16, level: i32, raw: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Whether a batch with `header` is rebuilt for a topic whose codec is `codec`.
-pub fn differs(header: &BatchHeader, codec: i16) -> bool {
-    header.compression() != codec && header.records_count > 0
+impl TopicCompression {
+    /// Whether a batch with `header` is stored rebuilt in this codec: one in another
+    /// codec, with records.
+    pub fn rebuilds(self, header: &BatchHeader) -> bool {
+        match self {
+            TopicCompression::Producer => false,
+            TopicCompression::Codec { codec, .. } => {
+                header.compression() != codec && header.records_count > 0
+            }
+        }
+    }
 }
 
 /// `batches` (validated: as produced, or as the broker rebuilt them) with each batch in
@@ -115,13 +123,13 @@ pub fn recompress(
         return Ok(None);
     };
     let split = batch::split_built(batches)?;
-    if !split.iter().any(|(_, h)| differs(h, codec)) {
+    if !split.iter().any(|(_, h)| target.rebuilds(h)) {
         return Ok(None);
     }
     let mut out = Vec::with_capacity(batches.len());
     for (i, (pos, h)) in split.iter().enumerate() {
         let bytes = &batches[*pos..*pos + h.total_bytes()];
-        if !differs(h, codec) {
+        if !target.rebuilds(h) {
             out.extend_from_slice(bytes);
             continue;
         }

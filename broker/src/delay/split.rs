@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use sluice_storage::batch::{self, HEADER_BYTES};
-use sluice_storage::deflate::{self, TopicCompression};
+use sluice_storage::deflate::TopicCompression;
 use sluice_storage::record::{self, parse_records};
 
 use sluice_storage::record::RawRecord;
@@ -76,10 +76,6 @@ pub fn check(
     retry: bool,
     compression: TopicCompression,
 ) -> Result<Inspected<'_>, batch::BatchError> {
-    let rebuilt = |h: &batch::BatchHeader| match compression {
-        TopicCompression::Codec { codec, .. } => deflate::differs(h, codec),
-        TopicCompression::Producer => false,
-    };
     let (records, seen) = batch::check_inspecting(records, HEADER_PREFIX, |bytes, h, read| {
         let look = !h.is_control()
             && !h.is_transactional()
@@ -88,7 +84,10 @@ pub fn check(
             Some(section) => section.clone(),
             None => Bytes::copy_from_slice(&bytes[HEADER_BYTES..]),
         });
-        (look, read.inflated.clone().filter(|_| rebuilt(h)))
+        (
+            look,
+            read.inflated.clone().filter(|_| compression.rebuilds(h)),
+        )
     })?;
     let (look, inflated) = seen.into_iter().unzip();
     Ok(Inspected {
