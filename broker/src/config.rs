@@ -96,6 +96,14 @@ const BROKER_SETTINGS: &[Setting] = &[
     int("offsets.retention.minutes", "10080", 1),
     long("offsets.retention.check.interval.ms", "600000", 1),
     int("socket.request.max.bytes", "104857600", 1),
+    // SO_SNDBUF and SO_RCVBUF of each connection; -1 (or 0) leaves a buffer to the
+    // kernel, which sizes it to the connection as it goes (autotuning). Kafka's defaults
+    // are 102400 for both. Sluice's send buffer is 256 KiB: a Fetch answered through the
+    // kernel's autotuned buffer (4 MiB here) cost the broker twice the CPU per byte and
+    // read slower (docs/performance.md §23). Its receive buffer is autotuned: a fixed
+    // one did not help producers, and caps each one at the buffer per round trip.
+    int("socket.send.buffer.bytes", "262144", -1),
+    int("socket.receive.buffer.bytes", "-1", -1),
     // Kafka's default is unbounded (0 or less); Sluice bounds request memory by default.
     long("queued.max.request.bytes", "536870912", i64::MIN),
     // Sluice: connections accepted at once, and requests read ahead per connection.

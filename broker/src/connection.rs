@@ -35,6 +35,11 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     let _ = socket.set_nodelay(true);
+    set_buffer_sizes(
+        &socket,
+        broker.config.int("socket.send.buffer.bytes"),
+        broker.config.int("socket.receive.buffer.bytes"),
+    );
     let (mut rd, wr) = socket.into_split();
     let inflight = broker
         .config
@@ -179,6 +184,23 @@ async fn handle_frame(
     }
 }
 
+/// Sets a connection's SO_SNDBUF and SO_RCVBUF to `socket.send.buffer.bytes` and
+/// `socket.receive.buffer.bytes`, as Kafka's acceptor does; a size of -1 (or 0) keeps
+/// the kernel's own, autotuned buffer.
+fn set_buffer_sizes(socket: &TcpStream, send: i64, receive: i64) {
+    let sock = socket2::SockRef::from(socket);
+    if send > 0 {
+        if let Err(e) = sock.set_send_buffer_size(send as usize) {
+            tracing::debug!(error = %e, "could not set socket.send.buffer.bytes");
+        }
+    }
+    if receive > 0 {
+        if let Err(e) = sock.set_recv_buffer_size(receive as usize) {
+            tracing::debug!(error = %e, "could not set socket.receive.buffer.bytes");
+        }
+    }
+}
+
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<Chunk<SendRegion>>>,
@@ -236,4 +258,38 @@ async fn send_region(
         Metrics::add(&metrics.fetch_sendfile_bytes, n as u64);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connected() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn buffer_sizes_are_set_or_left_to_the_kernel() {
+        let (_client, a) = connected().await;
+        let sock = socket2::SockRef::from(&a);
+        let (send0, receive0) = (
+            sock.send_buffer_size().unwrap(),
+            sock.recv_buffer_size().unwrap(),
+        );
+        set_buffer_sizes(&a, -1, 0);
+        assert_eq!(sock.send_buffer_size().unwrap(), send0);
+        assert_eq!(sock.recv_buffer_size().unwrap(), receive0);
+
+        // Linux doubles the size asked for (room for its bookkeeping; sizes below
+        // `net.core.wmem_max` / `rmem_max`, 208 KiB by default, are not capped) and keeps
+        // it from then on, autotuning no more.
+        let (_client, b) = connected().await;
+        set_buffer_sizes(&b, 100_000, 50_000);
+        let sock = socket2::SockRef::from(&b);
+        assert_eq!(sock.send_buffer_size().unwrap(), 200_000);
+        assert_eq!(sock.recv_buffer_size().unwrap(), 100_000);
+    }
 }
