@@ -6,7 +6,9 @@ Each call returns a dict of figures. MB is 2**20 bytes, as Kafka's perf tools co
 import json
 import os
 import re
+import resource
 import subprocess
+import time
 
 from brokers import HERE, KAFKA_DIST
 
@@ -21,14 +23,34 @@ class ToolError(RuntimeError):
 # `taskset -c N` for the load generators under bench.py --pin; empty by default.
 CLIENT_CPUS = []
 
+# The last tool's CPU seconds (user + system, its whole process tree) and wall seconds,
+# from start to exit: how much of the machine the load generator itself took.
+last_usage = {"cpu_s": 0.0, "wall_s": 0.0}
+
+
+def client_cores():
+    """Cores the last tool kept busy on average over its run (its CPU over its wall time)."""
+    wall = last_usage["wall_s"]
+    return last_usage["cpu_s"] / wall if wall > 0 else 0.0
+
+
+def _children_cpu():
+    # Counts only children that have exited and been waited for: the tool just run, not
+    # the broker, which runs on until the workload ends.
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
 
 def _run(cmd, timeout, env=None, pin=True):
     if CLIENT_CPUS and pin:
         cmd = ["taskset", "-c", CLIENT_CPUS[0], *cmd]
+    cpu0, wall0 = _children_cpu(), time.monotonic()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as e:
         raise ToolError(f"{' '.join(cmd[:3])} timed out after {timeout}s") from e
+    last_usage["cpu_s"] = _children_cpu() - cpu0
+    last_usage["wall_s"] = time.monotonic() - wall0
     if out.returncode != 0:
         raise ToolError(f"{' '.join(cmd[:4])} exited {out.returncode}:\n{out.stderr[-2000:]}"
                         f"\n{out.stdout[-2000:]}")

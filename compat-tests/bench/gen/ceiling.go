@@ -26,6 +26,7 @@ func runCeiling(args []string) (any, error) {
 	path := fs.String("file", "", "file to send (created or extended to --bytes if shorter)")
 	n := fs.Int64("bytes", 1<<30, "bytes to send per run")
 	runs := fs.Int("runs", 3, "runs; the median and the best are reported")
+	sendBuffer := fs.Int("send-buffer", 0, "the sender's SO_SNDBUF in bytes (0: the kernel's autotuning)")
 	fs.Parse(args)
 	if *path == "" || *n < 1 || *runs < 1 {
 		return nil, fmt.Errorf("need --file, --bytes >= 1 and --runs >= 1")
@@ -53,7 +54,7 @@ func runCeiling(args []string) (any, error) {
 
 	var secs []float64
 	for range *runs {
-		s, err := sendOnce(ln, f, *n)
+		s, err := sendOnce(ln, f, *n, *sendBuffer)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +106,7 @@ func ensureFile(path string, n int64) error {
 // sendOnce sends the first n bytes of f over a fresh loopback connection and
 // returns the seconds from the first sendfile call until the receiver has
 // read the last byte.
-func sendOnce(ln *net.TCPListener, f *os.File, n int64) (float64, error) {
+func sendOnce(ln *net.TCPListener, f *os.File, n int64, sendBuffer int) (float64, error) {
 	type received struct {
 		n   int64
 		at  time.Time
@@ -142,6 +143,11 @@ func sendOnce(ln *net.TCPListener, f *os.File, n int64) (float64, error) {
 		return 0, err
 	}
 	defer conn.Close()
+	if sendBuffer > 0 {
+		if err := conn.SetWriteBuffer(sendBuffer); err != nil {
+			return 0, err
+		}
+	}
 	start := time.Now()
 	if err := sendfile(conn, f, n); err != nil {
 		return 0, fmt.Errorf("sendfile: %w", err)
