@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"syscall"
 	"time"
@@ -27,9 +30,18 @@ func runCeiling(args []string) (any, error) {
 	n := fs.Int64("bytes", 1<<30, "bytes to send per run")
 	runs := fs.Int("runs", 3, "runs; the median and the best are reported")
 	sendBuffer := fs.Int("send-buffer", 0, "the sender's SO_SNDBUF in bytes (0: the kernel's autotuning)")
+	receiver := fs.String("receiver", "goroutine", "goroutine: the reader is a goroutine of this "+
+		"process; process: a child process (benchgen sink), as a consumer is to a broker")
 	fs.Parse(args)
 	if *path == "" || *n < 1 || *runs < 1 {
 		return nil, fmt.Errorf("need --file, --bytes >= 1 and --runs >= 1")
+	}
+	once := map[string]func(*net.TCPListener, *os.File, int64, int) (float64, error){
+		"goroutine": sendOnce,
+		"process":   sendToProcess,
+	}[*receiver]
+	if once == nil {
+		return nil, fmt.Errorf("--receiver is goroutine or process, not %q", *receiver)
 	}
 
 	if err := ensureFile(*path, *n); err != nil {
@@ -54,7 +66,7 @@ func runCeiling(args []string) (any, error) {
 
 	var secs []float64
 	for range *runs {
-		s, err := sendOnce(ln, f, *n, *sendBuffer)
+		s, err := once(ln, f, *n, *sendBuffer)
 		if err != nil {
 			return nil, err
 		}
@@ -120,22 +132,8 @@ func sendOnce(ln *net.TCPListener, f *os.File, n int64, sendBuffer int) (float64
 			return
 		}
 		defer c.Close()
-		// A plain read loop: io.Copy into io.Discard would use Discard's own
-		// small buffer instead of this 1 MiB one.
-		buf := make([]byte, mib)
-		var got int64
-		for {
-			k, err := c.Read(buf)
-			got += int64(k)
-			if err == io.EOF {
-				done <- received{n: got, at: time.Now()}
-				return
-			}
-			if err != nil {
-				done <- received{err: err}
-				return
-			}
-		}
+		got, err := receiveAll(c)
+		done <- received{n: got, at: time.Now(), err: err}
 	}()
 
 	conn, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
@@ -200,4 +198,102 @@ func sendfile(conn *net.TCPConn, f *os.File, n int64) error {
 		return err
 	}
 	return sendErr
+}
+
+// receiveAll reads c to its end. A plain read loop: io.Copy into io.Discard would
+// use Discard's own small buffer instead of this 1 MiB one, the size of the fetch
+// reader's.
+func receiveAll(c net.Conn) (int64, error) {
+	buf := make([]byte, mib)
+	var got int64
+	for {
+		k, err := c.Read(buf)
+		got += int64(k)
+		if err == io.EOF {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+	}
+}
+
+// sendToProcess is sendOnce with the reader in a child process (benchgen sink), as a
+// broker and its consumer are two processes. Each then has its own threads, which the
+// kernel may place on different cores, and a wakeup of the reader is a wakeup of
+// another process: a goroutine reader in the sender's process is instead often run on
+// the sender's own thread as soon as the sender blocks.
+func sendToProcess(ln *net.TCPListener, f *os.File, n int64, sendBuffer int) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	sink := exec.Command(self, "sink", "--addr", ln.Addr().String())
+	var out bytes.Buffer
+	sink.Stdout = &out
+	sink.Stderr = os.Stderr
+	if err := sink.Start(); err != nil {
+		return 0, err
+	}
+	// The sender is the accepting side here, as a broker is.
+	conn, err := ln.AcceptTCP()
+	if err != nil {
+		sink.Process.Kill()
+		sink.Wait()
+		return 0, err
+	}
+	defer conn.Close()
+	if sendBuffer > 0 {
+		if err := conn.SetWriteBuffer(sendBuffer); err != nil {
+			sink.Process.Kill()
+			sink.Wait()
+			return 0, err
+		}
+	}
+	start := time.Now()
+	sendErr := sendfile(conn, f, n)
+	if sendErr == nil {
+		sendErr = conn.CloseWrite()
+	}
+	if sendErr != nil {
+		conn.Close()
+		sink.Process.Kill()
+		sink.Wait()
+		return 0, fmt.Errorf("sendfile: %w", sendErr)
+	}
+	if err := sink.Wait(); err != nil {
+		return 0, fmt.Errorf("benchgen sink: %w (%s)", err, bytes.TrimSpace(out.Bytes()))
+	}
+	var r sinkResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return 0, fmt.Errorf("benchgen sink printed %q: %w", out.String(), err)
+	}
+	if r.Bytes != n {
+		return 0, fmt.Errorf("receiver got %d of %d bytes", r.Bytes, n)
+	}
+	// Wall-clock times of two processes on one machine: the same clock.
+	return time.Unix(0, r.DoneUnixNanos).Sub(start).Seconds(), nil
+}
+
+type sinkResult struct {
+	Bytes         int64 `json:"bytes"`
+	DoneUnixNanos int64 `json:"done_unix_nanos"`
+}
+
+// runSink is the reader of `ceiling --receiver process`: it connects to --addr, reads
+// to the end, and reports the bytes and the wall-clock time the last one arrived.
+func runSink(args []string) (any, error) {
+	fs := newFlags("sink")
+	addr := fs.String("addr", "", "host:port to read from")
+	fs.Parse(args)
+	c, err := net.Dial("tcp", *addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	got, err := receiveAll(c)
+	if err != nil {
+		return nil, err
+	}
+	return sinkResult{Bytes: got, DoneUnixNanos: time.Now().UnixNano()}, nil
 }

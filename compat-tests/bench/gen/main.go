@@ -9,7 +9,8 @@
 //	benchgen consume  --brokers H:P (topics) --records N [--groups G] [...]
 //	benchgen e2e      --brokers H:P --topic T --rate R --seconds S --size B --acks 1|all
 //	benchgen fetch    --brokers H:P (topics)   (raw Fetch requests, batch headers only)
-//	benchgen ceiling  --file PATH --bytes N
+//	benchgen ceiling  --file PATH --bytes N [--send-buffer B] [--receiver goroutine|process]
+//	benchgen sink     --addr H:P   (the reader of ceiling --receiver process)
 //
 // MB in every figure is 2^20 bytes, as in Kafka's perf tools.
 package main
@@ -35,11 +36,12 @@ var subcommands = map[string]func(args []string) (any, error){
 	"e2e":     runE2E,
 	"fetch":   runFetch,
 	"ceiling": runCeiling,
+	"sink":    runSink,
 }
 
 func main() {
 	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: benchgen create|produce|consume|e2e|fetch|ceiling [flags]  (benchgen CMD -h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: benchgen create|produce|consume|e2e|fetch|ceiling|sink [flags]  (benchgen CMD -h for flags)")
 		os.Exit(2)
 	}
 	name := os.Args[1]
