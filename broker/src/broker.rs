@@ -100,6 +100,7 @@ impl Broker {
         let replicas = ReplicaManager::new(&data_dir, node_id, config.log_defaults.clone());
         replicas.clean_deleted_dirs();
         replicas.sync_to_latest(|| metadata.image())?;
+        replicas.set_aside_stray_dirs();
         let groups = GroupCoordinator::open(&data_dir.join("__consumer_offsets-0"), &config)?;
         let metrics = Arc::new(Metrics::default());
         let producer_ids = ProducerIdManager::default();

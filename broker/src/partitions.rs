@@ -163,19 +163,40 @@ fn read_topic_id(dir: &Path) -> Option<Uuid> {
 /// Ends the name of a partition directory being deleted, as in Kafka.
 const DELETED_SUFFIX: &str = "-delete";
 
+/// Ends the name of a partition directory that no topic here owns, set aside at start
+/// and kept for an operator to look at, as in Kafka.
+const STRAY_SUFFIX: &str = "-stray";
+
 /// Renames a partition's directory out of the way of a topic re-created under the same
 /// name, so that a crash mid-removal never leaves a half-deleted log under the live
 /// name. `None`: there was no directory.
 fn rename_for_deletion(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    rename_aside(dir, DELETED_SUFFIX)
+}
+
+/// Renames `dir` to `<name>.<unique id><suffix>`, Kafka's naming: unique, so a topic
+/// deleted twice under one name leaves two directories, not a clash.
+fn rename_aside(dir: &Path, suffix: &str) -> std::io::Result<Option<PathBuf>> {
     // Appended, not `with_extension`: a topic name may hold dots ("orders.v1-0").
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}{DELETED_SUFFIX}", Uuid::new_v4().simple()));
-    let doomed = dir.with_file_name(name);
-    match std::fs::rename(dir, &doomed) {
-        Ok(()) => Ok(Some(doomed)),
+    name.push(format!(".{}{suffix}", Uuid::new_v4().simple()));
+    let aside = dir.with_file_name(name);
+    match std::fs::rename(dir, &aside) {
+        Ok(()) => Ok(Some(aside)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The topic and partition a live partition directory's name (`<topic>-<index>`) names;
+/// `None` for any other entry of the data directory (the metadata log, `-delete` and
+/// `-stray` directories, files).
+fn partition_of_dir_name(name: &str) -> Option<(&str, i32)> {
+    let (topic, index) = name.rsplit_once('-')?;
+    if topic.is_empty() || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic, index.parse().ok()?))
 }
 
 /// Syncs the data directory after `what` changed its entries; a failure is logged (the
@@ -609,6 +630,54 @@ impl ReplicaManager {
         })))
     }
 
+    /// Sets aside the partition directories the metadata image does not place here, as
+    /// Kafka marks stray logs at start: a topic deletion committed to the metadata log
+    /// whose rename a kill cut short leaves its directory under the live name, where it
+    /// would hold its disk forever. Renamed `-stray`, not removed (Kafka keeps them too),
+    /// with a warning at every start until an operator deletes them.
+    ///
+    /// Run after the first sync at start, whose image holds every topic this node opened
+    /// a directory for: a directory is created only after its topic's entry is applied
+    /// here, and the committed index is saved before that apply, so a restarted node
+    /// re-applies it before it opens its logs.
+    pub fn set_aside_stray_dirs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        let mut renamed = false;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let dir = e.path();
+            if name.ends_with(STRAY_SUFFIX) {
+                tracing::warn!(dir = %dir.display(), "stray partition directory; delete it when it is not needed");
+                continue;
+            }
+            let Some((topic, partition)) = partition_of_dir_name(&name) else {
+                continue;
+            };
+            // Only what a partition's log holds: the consumer-offsets log has no
+            // `partition.metadata`, nor has any directory an operator put here.
+            if self.get(topic, partition).is_some() || !dir.join(PARTITION_METADATA).is_file() {
+                continue;
+            }
+            match rename_aside(&dir, STRAY_SUFFIX) {
+                Ok(Some(aside)) => {
+                    renamed = true;
+                    tracing::warn!(dir = %dir.display(), renamed = %aside.display(),
+                        "partition directory of no topic placed here, set aside as stray");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not set aside a stray partition directory");
+                }
+            }
+        }
+        if renamed {
+            sync_data_dir(&self.data_dir, "setting aside stray partitions");
+        }
+    }
+
     /// Queues the removal of directories whose deletion a stop cut short.
     pub fn clean_deleted_dirs(&self) {
         let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
@@ -731,6 +800,80 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &again));
         assert_eq!(again.topic_id, Uuid::from_u128(8));
         assert_eq!(again.lock().log_end_offset(), 0);
+    }
+
+    /// At start, a directory named like a partition and holding a `partition.metadata`,
+    /// but of no partition placed here, is renamed `-stray` with what it holds; hosted
+    /// partitions, directories of no partition, and earlier strays stay as they are.
+    #[test]
+    fn directories_of_no_hosted_partition_are_set_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let replicas = ReplicaManager::new(dir.path(), 1, BTreeMap::new());
+        let image =
+            test_images::with_topic(&test_images::one_broker(), "t-x", 7, 2, BTreeMap::new());
+        replicas.sync(&image).unwrap();
+        sluice_storage::background::wait_idle();
+        let metadata = std::fs::read(dir.path().join("t-x-0").join(PARTITION_METADATA)).unwrap();
+        for stray in ["gone-0", "t-x-2"] {
+            let d = dir.path().join(stray);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join(PARTITION_METADATA), &metadata).unwrap();
+            std::fs::write(d.join("00000000000000000000.log"), b"records").unwrap();
+        }
+        for other in ["__consumer_offsets-0", "loose-3"] {
+            std::fs::create_dir(dir.path().join(other)).unwrap();
+        }
+
+        replicas.set_aside_stray_dirs();
+        let names = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let after = names(dir.path());
+        for kept in ["t-x-0", "t-x-1", "__consumer_offsets-0", "loose-3"] {
+            assert!(after.iter().any(|n| n == kept), "{kept}: {after:?}");
+        }
+        for stray in ["gone-0", "t-x-2"] {
+            let aside: Vec<&String> = after
+                .iter()
+                .filter(|n| n.starts_with(&format!("{stray}.")) && n.ends_with(STRAY_SUFFIX))
+                .collect();
+            assert_eq!(aside.len(), 1, "{stray}: {after:?}");
+            assert!(!after.iter().any(|n| n == stray), "{after:?}");
+            assert_eq!(
+                names(&dir.path().join(aside[0])),
+                ["00000000000000000000.log", PARTITION_METADATA]
+            );
+        }
+        assert!(replicas.get("t-x", 0).is_some());
+
+        replicas.set_aside_stray_dirs();
+        assert_eq!(names(dir.path()), after, "a second start renames nothing");
+    }
+
+    #[test]
+    fn partition_directory_names_parse_as_kafka_names_them() {
+        assert_eq!(partition_of_dir_name("orders-0"), Some(("orders", 0)));
+        assert_eq!(
+            partition_of_dir_name("my-topic.v1-12"),
+            Some(("my-topic.v1", 12))
+        );
+        for other in [
+            "__cluster_metadata",
+            "__delay",
+            "t-0.0123456789abcdef-delete",
+            "t-0.0123456789abcdef-stray",
+            "-0",
+            "t-",
+            "t-+1",
+            "t-99999999999",
+        ] {
+            assert_eq!(partition_of_dir_name(other), None, "{other}");
+        }
     }
 
     /// After `close_all` every log refuses writes, those a later metadata change opens

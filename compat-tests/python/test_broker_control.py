@@ -217,6 +217,55 @@ def test_deleted_topic_files_are_removed(ctl_broker):
     wait_until(lambda: not os.path.exists(leftover), T, what="the leftover removed at start")
 
 
+def test_a_partition_directory_of_no_topic_is_set_aside_at_start(ctl_broker):
+    """A topic deletion committed to the metadata log but cut short by a kill before its
+    rename leaves the partition's directory under its live name. At start the broker
+    renames such directories `<name>.<id>-stray` and keeps them, as Kafka marks stray
+    logs; the topics it does host are left alone."""
+    if os.environ.get("COMPAT_REAL_KAFKA"):
+        pytest.skip("Sluice's data-directory layout")
+    b = ctl_broker
+    topic = create_topic(b.bootstrap, uniq("ctl-live"), partitions=1)
+    assert not cf_produce(b.bootstrap, topic, [{"value": b"kept", "partition": 0}]).errors
+    live = os.path.join(b.data_dir, f"{topic}-0")
+    wait_until(lambda: os.path.exists(os.path.join(live, "partition.metadata")), T,
+               what="the live partition's partition.metadata")
+    b.stop()
+    # What a cut-short deletion leaves: a whole partition directory, partition.metadata
+    # and all, of a topic the metadata no longer has, and of a partition past a topic's
+    # count. A directory without partition.metadata is no partition's and stays.
+    strays = {}
+    for name in (f"{uniq('ctl-gone')}-0", f"{topic}-7"):
+        d = os.path.join(b.data_dir, name)
+        os.makedirs(d)
+        for f in os.listdir(live):
+            with open(os.path.join(live, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                dst.write(src.read())
+        strays[name] = sorted(os.listdir(d))
+    other = os.path.join(b.data_dir, "not-a-partition-0")
+    os.makedirs(other)
+    b.start()
+
+    names = os.listdir(b.data_dir)
+    for name, files in strays.items():
+        assert name not in names, f"{name} still under its live name: {sorted(names)}"
+        aside = [n for n in names if n.startswith(name + ".") and n.endswith("-stray")]
+        assert len(aside) == 1, f"{name} not set aside: {sorted(names)}"
+        assert sorted(os.listdir(os.path.join(b.data_dir, aside[0]))) == files
+    assert os.path.isdir(other) and os.path.isdir(live)
+    assert watermarks(b.bootstrap, topic, [0])[0] == (0, 1)
+    with open(b.log_path, "rb") as log:
+        text = log.read().decode(errors="replace")
+    assert text.count("set aside as stray") == 2, b.log_tail()
+
+    # Kept, and named again at the next start.
+    b.restart()
+    assert len([n for n in os.listdir(b.data_dir) if n.endswith("-stray")]) == 2
+    with open(b.log_path, "rb") as log:
+        text = log.read().decode(errors="replace")
+    assert text.count("stray partition directory; delete it") == 2, b.log_tail()
+
+
 # -- zero-copy ----------------------------------------------------------------------------
 
 SENDFILE = "sluice_fetch_sendfile_bytes_total"
