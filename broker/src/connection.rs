@@ -48,7 +48,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
     let (tx, rx) = mpsc::channel::<Vec<Chunk<SendRegion>>>(inflight);
     // Ends with this task, also when a shutdown cuts it off while the writer waits on a
     // client that does not read.
-    let mut writer = AbortOnDrop(tokio::spawn(write_loop(wr, rx, broker.clone())));
+    let mut writer = AbortOnDrop(tokio::spawn(write_loop(wr, rx, broker.metrics.clone())));
     let max_frame = broker.config.int("socket.request.max.bytes") as usize;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
@@ -204,13 +204,13 @@ fn set_buffer_sizes(socket: &TcpStream, send: i64, receive: i64) {
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<Chunk<SendRegion>>>,
-    broker: Arc<Broker>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(chunks) = rx.recv().await {
         for chunk in chunks {
             let result = match chunk {
                 Chunk::Bytes(b) => wr.write_all(&b).await,
-                Chunk::Region(r) => send_region(&wr, &r, &broker.metrics).await,
+                Chunk::Region(r) => send_region(&wr, &r, &metrics).await,
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "write failed; closing connection");
@@ -269,6 +269,66 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         (client.unwrap(), accepted.unwrap().0)
+    }
+
+    /// A response of bytes and file regions (sent with sendfile) arrives whole and in
+    /// order, and the next response after it, while the connection stays open.
+    #[tokio::test]
+    async fn a_response_of_bytes_and_regions_arrives_whole_and_in_order() {
+        use std::io::Write;
+        let (mut client, accepted) = connected().await;
+        let mut file = tempfile::tempfile().unwrap();
+        let records: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&records).unwrap();
+        let file = Arc::new(file);
+        let region = |position: u64, len: usize| {
+            Chunk::Region(SendRegion(sluice_storage::log::FileSlice {
+                file: file.clone(),
+                position,
+                len,
+            }))
+        };
+        let response = vec![
+            Chunk::Bytes(Bytes::from_static(b"head")),
+            region(0, 100_000),
+            Chunk::Bytes(Bytes::from_static(b"between")),
+            region(100_000, 200_000),
+            Chunk::Bytes(Bytes::from_static(b"tail")),
+        ];
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&records[..100_000]);
+        expected.extend_from_slice(b"between");
+        expected.extend_from_slice(&records[100_000..]);
+        expected.extend_from_slice(b"tail");
+        // Then a one-chunk response, as most are: written plainly.
+        expected.extend_from_slice(b"next");
+
+        accepted.set_nodelay(true).unwrap();
+        let (_, wr) = accepted.into_split();
+        let (tx, rx) = mpsc::channel(2);
+        let metrics = Arc::new(Metrics::default());
+        let _writer = AbortOnDrop(tokio::spawn(write_loop(wr, rx, metrics.clone())));
+        tx.send(response).await.unwrap();
+        tx.send(vec![Chunk::Bytes(Bytes::from_static(b"next"))])
+            .await
+            .unwrap();
+        let mut got = vec![0u8; expected.len()];
+        // `tx` is still open: the bytes arrive without the writer closing the connection.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_exact(&mut got),
+        )
+        .await
+        .expect("the whole response, without the writer closing")
+        .unwrap();
+        assert!(got == expected, "bytes differ from the response");
+        assert_eq!(
+            metrics
+                .fetch_sendfile_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            300_000
+        );
+        drop(tx);
     }
 
     #[tokio::test]
