@@ -208,7 +208,9 @@ def api_versions(host, port, timeout=10.0):
         return versions
 
 
-def metadata_request_body(version, topics, allow_auto_create):
+def metadata_request_body(version, topics, allow_auto_create, topic_ids=None):
+    """``topics``: names (None: a null name, v10+); ``topic_ids``: 16-byte ids, one per
+    topic (v10+; default: the zero uuid)."""
     flexible = version >= 9
     if not flexible:
         body = i32(len(topics)) + b"".join(string(t) for t in topics)
@@ -218,9 +220,9 @@ def metadata_request_body(version, topics, allow_auto_create):
             body += i8(0) + i8(0)  # include cluster / topic authorized operations
         return body
     body = uvarint(len(topics) + 1)
-    for t in topics:
+    for i, t in enumerate(topics):
         if version >= 10:
-            body += b"\x00" * 16  # topic id: zero uuid
+            body += topic_ids[i] if topic_ids else b"\x00" * 16
         body += compact_string(t) + uvarint(0)
     body += i8(1 if allow_auto_create else 0)
     if version <= 10:
@@ -259,6 +261,36 @@ def parse_metadata_topics(payload, version):
     return corr, topics
 
 
+def metadata_response_summary(payload, version):
+    """(correlation_id, brokers, [(error_code, name, topic_id)]) of a flexible (v10+)
+    Metadata response, every topic parsed."""
+    r = Reader(payload)
+    corr = r.i32()
+    r.tagged_fields()
+    r.i32()  # throttle_time_ms
+    brokers = r.uvarint() - 1
+    for _ in range(max(brokers, 0)):
+        r.i32(); r.compact_string(); r.i32(); r.compact_string(); r.tagged_fields()
+    r.compact_string()  # cluster id
+    r.i32()  # controller id
+    topics = []
+    for _ in range(max(r.uvarint() - 1, 0)):
+        err = r.i16()
+        name = r.compact_string()
+        topic_id = r.take(16)
+        r.i8()  # is_internal
+        for _ in range(max(r.uvarint() - 1, 0)):
+            r.i16(); r.i32(); r.i32(); r.i32()  # error, index, leader, leader epoch
+            for _ in range(3):  # replicas, isr, offline replicas
+                for _ in range(max(r.uvarint() - 1, 0)):
+                    r.i32()
+            r.tagged_fields()
+        r.i32()  # topic authorized operations
+        r.tagged_fields()
+        topics.append((err, name, topic_id))
+    return corr, brokers, topics
+
+
 def pick_metadata_version(versions):
     lo, hi = versions.get(API_METADATA, (0, -1))
     for v in (8, 7, 6, 5, 4, 12, 11, 10, 9):
@@ -285,6 +317,7 @@ def metadata_topic_error(host, port, topic, allow_auto_create, timeout=10.0):
 API_INIT_PRODUCER_ID = 22
 
 ERR_NONE = 0
+ERR_INVALID_REQUEST = 42
 ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 ERR_DUPLICATE_SEQUENCE_NUMBER = 46
 

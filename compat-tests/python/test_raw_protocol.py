@@ -4,6 +4,8 @@ and keep serving other connections."""
 import random
 import time
 
+import pytest
+
 import rawkafka as rk
 from compat_util import cf_consume_assigned, create_topic, uniq, watermarks
 
@@ -116,6 +118,34 @@ def test_metadata_unknown_topic_no_autocreate(broker):
     topic = uniq("raw-unknown")
     version, err, name = rk.metadata_topic_error(broker.host, broker.port, topic, False)
     assert (err, name) == (rk.ERR_UNKNOWN_TOPIC_OR_PARTITION, topic), f"Metadata v{version}"
+
+
+def test_metadata_takes_topic_ids_only_from_v12(broker):
+    """Metadata v10 and v11 carry topic ids, but Kafka refuses a request that uses one,
+    or names a topic null, answering each topic asked for INVALID_REQUEST (a null name
+    as ""); v12 finds a topic by its id."""
+    lo, hi = rk.api_versions(broker.host, broker.port)[rk.API_METADATA]
+    if not lo <= 10 <= 12 <= hi:
+        pytest.skip(f"Metadata v{lo}..v{hi}")
+    topic = create_topic(broker.bootstrap, uniq("raw-ids"), partitions=1)
+
+    def ask(version, names, ids=None):
+        with rk.Conn(broker.host, broker.port) as c:
+            corr = c.send_request(rk.API_METADATA, version,
+                                  rk.metadata_request_body(version, names, False, ids),
+                                  flexible=True)
+            got, brokers, topics = rk.metadata_response_summary(c.recv_frame(), version)
+            assert got == corr
+            return brokers, topics
+
+    _, [(err, name, topic_id)] = ask(12, [topic])
+    assert (err, name) == (0, topic) and topic_id != bytes(16)
+    for v in (10, 11):
+        assert ask(v, [topic], [topic_id]) == (0, [(rk.ERR_INVALID_REQUEST, topic, topic_id)]), f"v{v}"
+        assert ask(v, [None]) == (0, [(rk.ERR_INVALID_REQUEST, "", bytes(16))]), f"v{v}"
+        brokers, topics = ask(v, [topic])
+        assert brokers >= 1 and topics == [(0, topic, topic_id)], f"v{v}"
+    assert ask(12, [None], [topic_id])[1] == [(0, topic, topic_id)]
 
 
 # -- produce edge cases ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -17,11 +18,45 @@ use crate::view;
 
 pub const VERSIONS: RangeInclusive<i16> = 0..=12;
 
+/// Kafka takes topic ids, and topics named null, only from v12 on: v10 and v11 carry
+/// the fields but its handler refuses a request that uses them (`InvalidRequestException`),
+/// and the error response names each topic asked for (a null name as "") with
+/// INVALID_REQUEST, and nothing else.
+fn ids_before_v12(
+    version: i16,
+    asked: Option<&[MetadataRequestTopic]>,
+) -> Option<MetadataResponse> {
+    let asked = asked.filter(|_| version < 12)?;
+    if !asked
+        .iter()
+        .any(|t| t.name.is_none() || !t.topic_id.is_nil())
+    {
+        return None;
+    }
+    tracing::debug!(
+        version,
+        "metadata request refused: topic ids or null names before v12"
+    );
+    let topics = asked
+        .iter()
+        .map(|t| {
+            MetadataResponseTopic::default()
+                .with_name(Some(t.name.clone().unwrap_or_default()))
+                .with_topic_id(t.topic_id)
+                .with_error_code(E::InvalidRequest.code())
+        })
+        .collect();
+    Some(MetadataResponse::default().with_topics(topics))
+}
+
 pub async fn handle(
     b: &Arc<Broker>,
     ctx: &RequestContext,
     req: MetadataRequest,
 ) -> MetadataResponse {
+    if let Some(refused) = ids_before_v12(ctx.version, req.topics.as_deref()) {
+        return refused;
+    }
     let (req_cluster_ops, req_topic_ops) = (
         req.include_cluster_authorized_operations,
         req.include_topic_authorized_operations,
