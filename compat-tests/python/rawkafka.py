@@ -315,6 +315,31 @@ def metadata_topic_error(host, port, topic, allow_auto_create, timeout=10.0):
 # -- record batches (magic 2) -----------------------------------------------------------
 
 API_INIT_PRODUCER_ID = 22
+API_OFFSET_COMMIT = 8
+
+
+def offset_commit_v2_body(group, retention_ms, topic, offsets):
+    """OffsetCommit v2 from a standalone committer (generation -1, no member id) of
+    ``offsets`` ({partition: offset}) of ``topic``, kept ``retention_ms`` (-1: as long
+    as the broker's offsets.retention.minutes)."""
+    body = string(group) + i32(-1) + string("") + i64(retention_ms)
+    body += i32(1) + string(topic) + i32(len(offsets))
+    for partition, offset in sorted(offsets.items()):
+        body += i32(partition) + i64(offset) + string("")
+    return body
+
+
+def parse_offset_commit_v2(payload):
+    """(correlation_id, {(topic, partition): error_code}) of an OffsetCommit v2 response."""
+    r = Reader(payload)
+    corr = r.i32()
+    errors = {}
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            partition = r.i32()
+            errors[(name, partition)] = r.i16()
+    return corr, errors
 
 ERR_NONE = 0
 ERR_INVALID_REQUEST = 42

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 
 
+import rawkafka as rk
 from compat_util import (
     admin, cf_consumer, cf_produce, create_topic, kcat, kp_group_consumer, uniq, wait_until,
 )
@@ -449,3 +450,42 @@ def test_offset_metadata_is_bounded_as_kafka_bounds_it(bootstrap):
     finally:
         outsider.close()
         member.close()
+
+
+def test_an_offset_commit_v2_retention_expires_that_commit(broker_factory):
+    """OffsetCommit v2-v4 carry a retention for the commit: the offset expires at that
+    moment rather than after offsets.retention.minutes (Kafka's expireTimestampMs),
+    while one committed with -1 stays."""
+    b = broker_factory(config={"offsets.retention.check.interval.ms": "200"})
+    topic = create_topic(b.bootstrap, uniq("commit-ret"), partitions=2)
+    group = uniq("commit-ret-g")
+    host, port = b.bootstrap.rsplit(":", 1)
+    consumer = cf_consumer(b.bootstrap, group)
+    try:
+        def committed():
+            tps = [TopicPartition(topic, p) for p in (0, 1)]
+            return [tp.offset for tp in consumer.committed(tps, timeout=T)]
+        def coordinator_ready():
+            try:
+                return committed() == [-1001, -1001]
+            except KafkaException:
+                return False   # Kafka: NOT_COORDINATOR while it creates its offsets topic
+        # The group's coordinator is this one broker once it answers.
+        wait_until(coordinator_ready, T, 0.5, "the group coordinator")
+
+        def commit(c, retention_ms, offsets):
+            corr = c.send_request(rk.API_OFFSET_COMMIT, 2,
+                                  rk.offset_commit_v2_body(group, retention_ms, topic, offsets))
+            got, errors = rk.parse_offset_commit_v2(c.recv_frame())
+            assert got == corr
+            return set(errors.values())
+        with rk.Conn(host, int(port)) as c:
+            for retention_ms, offsets in ((3000, {0: 5}), (-1, {1: 7})):
+                assert commit(c, retention_ms, offsets) == {0}
+        first = committed()
+        assert first == [5, 7], first
+        wait_until(lambda: committed()[0] < 0, T, 0.2, "the offset committed for 3 s to expire")
+        assert committed()[1] == 7
+    finally:
+        consumer.close()
+

@@ -535,7 +535,9 @@ impl GroupCoordinator {
     /// members (standalone commits) from each offset's commit; in a stable consumer
     /// group, only offsets of topics no member subscribes to expire, by commit
     /// (`offsetExpirationCondition`). A group loaded at start keeps the moment it was
-    /// written empty.
+    /// written empty. Where a group's state lets its offsets expire, one committed with
+    /// a retention of its own (OffsetCommit v2–v4) expires at the moment that set, as
+    /// in Kafka (`OffsetExpirationConditionImpl`).
     pub fn expire_offsets(&self, now: Instant, now_ms: i64) {
         let retention_ms = self.offsets_retention.as_millis() as i64;
         let mut inner = self.lock();
@@ -546,12 +548,18 @@ impl GroupCoordinator {
                 g.empty_since
                     .is_some_and(|since| now.duration_since(since) >= self.offsets_retention)
             };
-            let committed_long_ago = |c: &Committed| now_ms - c.commit_timestamp_ms >= retention_ms;
+            let committed_long_ago = |c: &Committed| match c.expire_timestamp_ms {
+                Some(at) => now_ms >= at,
+                None => now_ms - c.commit_timestamp_ms >= retention_ms,
+            };
             for ((topic, partition), c) in offsets {
                 let expire = match group {
                     None => committed_long_ago(c),
                     Some(g) if g.protocol_type.is_none() => committed_long_ago(c),
-                    Some(g) if g.state == GroupState::Empty => empty_long_enough(g),
+                    Some(g) if g.state == GroupState::Empty => match c.expire_timestamp_ms {
+                        Some(at) => now_ms >= at,
+                        None => empty_long_enough(g),
+                    },
                     Some(g) if g.state == GroupState::Stable => g
                         .subscribed_topics()
                         .is_some_and(|s| !s.contains(topic) && committed_long_ago(c)),
@@ -599,6 +607,7 @@ pub fn commit_now(offset: i64, leader_epoch: i32, metadata: String) -> Committed
         leader_epoch,
         metadata,
         commit_timestamp_ms: now_ms(),
+        expire_timestamp_ms: None,
     }
 }
 
@@ -615,12 +624,21 @@ mod tests {
         c
     }
 
+    /// Makes the group a commit created a consumer group, empty from `at` on.
+    fn make_empty_consumer_group(c: &GroupCoordinator, group: &str, at: Instant) {
+        let mut inner = c.lock();
+        let g = inner.groups.get_mut(group).unwrap();
+        g.protocol_type = Some("consumer".into());
+        g.tick(at);
+    }
+
     fn commit_at(c: &GroupCoordinator, group: &str, topic: &str, at_ms: i64) {
         let committed = Committed {
             offset: 5,
             leader_epoch: -1,
             metadata: String::new(),
             commit_timestamp_ms: at_ms,
+            expire_timestamp_ms: None,
         };
         c.commit(group, -1, "", None, vec![(topic.into(), 0, committed)], 9)
             .unwrap();
@@ -667,6 +685,39 @@ mod tests {
         assert_eq!(commit(8), Err(E::IllegalGeneration));
     }
 
+    /// An offset committed with a retention of its own (OffsetCommit v2–v4) expires at
+    /// the moment it set, not by `offsets.retention.minutes`, wherever the group's state
+    /// lets offsets expire at all.
+    #[test]
+    fn a_commit_with_its_own_retention_expires_when_it_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path());
+        let commit = |group: &str, topic: &str, at_ms: i64, expire_ms: i64| {
+            let committed = Committed {
+                commit_timestamp_ms: at_ms,
+                expire_timestamp_ms: Some(expire_ms),
+                ..commit_now(5, -1, String::new())
+            };
+            c.commit(group, -1, "", None, vec![(topic.into(), 0, committed)], 2)
+                .unwrap();
+        };
+        // Standalone: committed long past the 60 s retention, but kept to its own moment;
+        // and committed a moment ago, but past its own.
+        commit("simple", "long", 0, 200_000);
+        commit("simple", "short", 99_000, 99_500);
+        // An empty consumer group, empty for a second only: its own moment decides.
+        commit("consumer", "t", 99_000, 99_500);
+        let t = Instant::now();
+        make_empty_consumer_group(&c, "consumer", t);
+        c.expire_offsets(t + Duration::from_secs(1), 100_000);
+        let simple = c.committed("simple");
+        assert!(simple.contains_key(&("long".into(), 0)), "{simple:?}");
+        assert!(!simple.contains_key(&("short".into(), 0)), "{simple:?}");
+        assert!(c.committed("consumer").is_empty());
+        c.expire_offsets(t + Duration::from_secs(1), 200_000);
+        assert!(c.committed("simple").is_empty());
+    }
+
     #[test]
     fn offsets_expire_by_commit_or_by_how_long_the_group_was_empty() {
         let dir = tempfile::tempdir().unwrap();
@@ -677,12 +728,7 @@ mod tests {
         commit_at(&c, "simple", "new", 50_000);
         // An empty consumer group's go by how long it has been empty.
         commit_at(&c, "consumer", "t", 0);
-        {
-            let mut inner = c.lock();
-            let g = inner.groups.get_mut("consumer").unwrap();
-            g.protocol_type = Some("consumer".into());
-            g.tick(t);
-        }
+        make_empty_consumer_group(&c, "consumer", t);
         c.expire_offsets(t + Duration::from_secs(30), 100_000);
         let simple = c.committed("simple");
         assert!(

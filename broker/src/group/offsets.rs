@@ -25,6 +25,11 @@ pub struct Committed {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
+    /// When this offset expires, if its commit said (OffsetCommit v2–v4's
+    /// `retention_time_ms`), in place of `offsets.retention.minutes`: Kafka's
+    /// `expireTimestampMs`. Absent from records written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -355,6 +360,7 @@ mod tests {
             leader_epoch: 0,
             metadata: "m".into(),
             commit_timestamp_ms: 1,
+            expire_timestamp_ms: None,
         })
     }
 
@@ -381,6 +387,37 @@ mod tests {
         assert_eq!(m["g"][&("t".to_string(), 0)].offset, 9);
         assert_eq!(m["g"][&("t".to_string(), 1)].offset, 7);
         assert!(!m.contains_key("h"));
+    }
+
+    /// A commit's own expiry moment is stored with it; records written without one (all
+    /// before the field existed) read back as having none.
+    #[test]
+    fn an_expiry_moment_survives_reopen_and_old_records_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("__consumer_offsets-0");
+        let expiring = Committed {
+            expire_timestamp_ms: Some(42),
+            ..c(3).unwrap()
+        };
+        {
+            let (mut s, _) = OffsetStore::open(&path).unwrap();
+            s.append(&[
+                ("g".into(), "t".into(), 0, Some(expiring.clone())),
+                ("g".into(), "t".into(), 1, c(4)),
+            ])
+            .unwrap();
+        }
+        let m = OffsetStore::open(&path).unwrap().1.offsets;
+        assert_eq!(m["g"][&("t".to_string(), 0)], expiring);
+        assert_eq!(m["g"][&("t".to_string(), 1)].expire_timestamp_ms, None);
+        let old: Committed = serde_json::from_str(
+            r#"{"offset":1,"leader_epoch":0,"metadata":"","commit_timestamp_ms":2}"#,
+        )
+        .unwrap();
+        assert_eq!(old.expire_timestamp_ms, None);
+        assert!(!serde_json::to_string(&c(1).unwrap())
+            .unwrap()
+            .contains("expire"));
     }
 
     #[test]

@@ -49,11 +49,18 @@ pub async fn handle(
                 v.push(Some(E::OffsetMetadataTooLarge));
             } else {
                 v.push(None);
-                accepted.push((
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    commit_now(p.committed_offset, p.committed_leader_epoch, metadata),
-                ));
+                let mut committed =
+                    commit_now(p.committed_offset, p.committed_leader_epoch, metadata);
+                // v2–v4 may set a retention for this commit; -1 (the default, and all
+                // later versions send) leaves it to `offsets.retention.minutes`.
+                if req.retention_time_ms != -1 {
+                    committed.expire_timestamp_ms = Some(
+                        committed
+                            .commit_timestamp_ms
+                            .saturating_add(req.retention_time_ms),
+                    );
+                }
+                accepted.push((t.name.0.to_string(), p.partition_index, committed));
             }
         }
         verdicts.push(v);
