@@ -644,8 +644,11 @@ impl ReplicaManager {
         let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
             return;
         };
+        // Listed in full first: a directory renamed while the listing runs may be listed
+        // again under its new name (POSIX leaves it open).
+        let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
         let mut renamed = false;
-        for e in entries.flatten() {
+        for e in entries {
             let name = e.file_name();
             let name = name.to_string_lossy();
             let dir = e.path();

@@ -501,9 +501,10 @@ def main():
     paired_file = os.path.join(work, "ceiling-paired.bin")
 
     def ceiling_now():
-        """The ceilings again, on a smaller file kept for the run, just before a raw read."""
+        """The ceilings again, on a smaller file kept for the run, just before a raw read:
+        the goal's (one process) last, right before it."""
         return {reader: best_ceiling(paired_file, 16 * MIB if args.quick else GIB, reader)[0]
-                for reader in CEILING_READERS}
+                for reader in reversed(CEILING_READERS)}
 
     rec = Recorder()
     versions = {}

@@ -578,7 +578,7 @@ impl GroupCoordinator {
             }
             tracing::info!(
                 offsets = count,
-                "expired committed offsets past offsets.retention.minutes"
+                "expired committed offsets past their retention"
             );
         }
         let forgotten: Vec<String> = inner

@@ -51,8 +51,9 @@ pub async fn handle(
                 v.push(None);
                 let mut committed =
                     commit_now(p.committed_offset, p.committed_leader_epoch, metadata);
-                // v2–v4 may set a retention for this commit; -1 (the default, and all
-                // later versions send) leaves it to `offsets.retention.minutes`.
+                // v2–v4 may set a retention for this commit; -1 (the default, which later
+                // versions, without the field, decode to) leaves it to
+                // `offsets.retention.minutes`.
                 if req.retention_time_ms != -1 {
                     committed.expire_timestamp_ms = Some(
                         committed

@@ -235,8 +235,15 @@ func sendToProcess(ln *net.TCPListener, f *os.File, n int64, sendBuffer int) (fl
 	if err := sink.Start(); err != nil {
 		return 0, err
 	}
-	// The sender is the accepting side here, as a broker is.
+	// The sender is the accepting side here, as a broker is. A sink that fails before it
+	// connects must not leave the accept waiting forever.
+	if err := ln.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		sink.Process.Kill()
+		sink.Wait()
+		return 0, err
+	}
 	conn, err := ln.AcceptTCP()
+	ln.SetDeadline(time.Time{})
 	if err != nil {
 		sink.Process.Kill()
 		sink.Wait()
