@@ -548,18 +548,18 @@ impl GroupCoordinator {
                 g.empty_since
                     .is_some_and(|since| now.duration_since(since) >= self.offsets_retention)
             };
-            let committed_long_ago = |c: &Committed| match c.expire_timestamp_ms {
-                Some(at) => now_ms >= at,
-                None => now_ms - c.commit_timestamp_ms >= retention_ms,
+            // A commit's own retention, if it set one, in place of the broker's.
+            let past_own_retention = |c: &Committed| c.expire_timestamp_ms.map(|at| now_ms >= at);
+            let committed_long_ago = |c: &Committed| {
+                past_own_retention(c).unwrap_or(now_ms - c.commit_timestamp_ms >= retention_ms)
             };
             for ((topic, partition), c) in offsets {
                 let expire = match group {
                     None => committed_long_ago(c),
                     Some(g) if g.protocol_type.is_none() => committed_long_ago(c),
-                    Some(g) if g.state == GroupState::Empty => match c.expire_timestamp_ms {
-                        Some(at) => now_ms >= at,
-                        None => empty_long_enough(g),
-                    },
+                    Some(g) if g.state == GroupState::Empty => {
+                        past_own_retention(c).unwrap_or_else(|| empty_long_enough(g))
+                    }
                     Some(g) if g.state == GroupState::Stable => g
                         .subscribed_topics()
                         .is_some_and(|s| !s.contains(topic) && committed_long_ago(c)),
