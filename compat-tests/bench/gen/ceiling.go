@@ -235,39 +235,38 @@ func sendToProcess(ln *net.TCPListener, f *os.File, n int64, sendBuffer int) (fl
 	if err := sink.Start(); err != nil {
 		return 0, err
 	}
+	// Whatever fails below, the sink does not outlive this run.
+	waited := false
+	defer func() {
+		if !waited {
+			sink.Process.Kill()
+			sink.Wait()
+		}
+	}()
 	// The sender is the accepting side here, as a broker is. A sink that fails before it
 	// connects must not leave the accept waiting forever.
 	if err := ln.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		sink.Process.Kill()
-		sink.Wait()
 		return 0, err
 	}
 	conn, err := ln.AcceptTCP()
 	ln.SetDeadline(time.Time{})
 	if err != nil {
-		sink.Process.Kill()
-		sink.Wait()
 		return 0, err
 	}
 	defer conn.Close()
 	if sendBuffer > 0 {
 		if err := conn.SetWriteBuffer(sendBuffer); err != nil {
-			sink.Process.Kill()
-			sink.Wait()
 			return 0, err
 		}
 	}
 	start := time.Now()
-	sendErr := sendfile(conn, f, n)
-	if sendErr == nil {
-		sendErr = conn.CloseWrite()
+	if err := sendfile(conn, f, n); err != nil {
+		return 0, fmt.Errorf("sendfile: %w", err)
 	}
-	if sendErr != nil {
-		conn.Close()
-		sink.Process.Kill()
-		sink.Wait()
-		return 0, fmt.Errorf("sendfile: %w", sendErr)
+	if err := conn.CloseWrite(); err != nil {
+		return 0, err
 	}
+	waited = true
 	if err := sink.Wait(); err != nil {
 		return 0, fmt.Errorf("benchgen sink: %w (%s)", err, bytes.TrimSpace(out.Bytes()))
 	}
